@@ -277,6 +277,57 @@ export interface Deploy {
   stopTimeoutSeconds: number;
 }
 
+// apprevision.v1alpha1.schema.json
+/**
+ * The git commit an App with spec.build.git should run. Written by berth (webhook, first deploy, rollback) under manifests/_webhook/; users read it, berth owns it.
+ */
+export interface AppRevision {
+  /**
+   * API group and version.
+   */
+  apiVersion: 'berth.dev/v1alpha1';
+  /**
+   * Object kind.
+   */
+  kind: 'AppRevision';
+  metadata: AppRevisionMeta;
+  spec: AppRevisionSpec;
+}
+/**
+ * Named after the App it pins.
+ */
+export interface AppRevisionMeta {
+  /**
+   * The App's name.
+   */
+  name: string;
+}
+/**
+ * Which commit to build and deploy, and where the hint came from.
+ */
+export interface AppRevisionSpec {
+  /**
+   * Full commit id.
+   */
+  commit: string;
+  /**
+   * Repository the commit belongs to.
+   */
+  url?: string;
+  /**
+   * Branch whose head this was.
+   */
+  branch?: string;
+  /**
+   * What wrote it: a verified webhook push, the first deploy, berth rollback, or a periodic check.
+   */
+  source: 'webhook' | 'initial' | 'rollback' | 'sync';
+  /**
+   * Webhook delivery id, when a webhook wrote it.
+   */
+  delivery?: string;
+}
+
 // gitrepository.v1alpha1.schema.json
 /**
  * A git repository of manifests, synced into manifests/_webhook/<name>/ on a webhook push and every interval.
