@@ -37,6 +37,7 @@ export async function generate() {
       unreachableDefinitions: true,
       declareExternallyReferenced: true,
       format: true,
+      ignoreMinAndMaxItems: true,
       style: { singleQuote: true, printWidth: 110 },
     });
     text += `\n// ${f}\n${ts}`;

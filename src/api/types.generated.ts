@@ -380,3 +380,239 @@ export interface GitRepositorySpec {
    */
   interval: string;
 }
+
+// status.v1alpha1.schema.json
+/**
+ * The status files berth writes under --status: apps/<name>.yaml, gitrepositories/<name>.yaml and operator.yaml. Read-only for users.
+ */
+export type StatusFile = AppStatusFile | GitRepositoryStatusFile | OperatorStatusFile;
+
+export interface AppStatusFile {
+  apiVersion: 'berth.dev/v1alpha1';
+  kind: 'App';
+  metadata: StatusMeta;
+  status: AppStatus;
+}
+export interface StatusMeta {
+  name: string;
+  /**
+   * Generation of the manifest (bumps when its spec changes).
+   */
+  generation?: number;
+  /**
+   * Manifest file defining the object, relative to the manifests folder.
+   */
+  file?: string;
+}
+export interface AppStatus {
+  observedGeneration?: number;
+  phase:
+    | 'Pending'
+    | 'Building'
+    | 'Deploying'
+    | 'Ready'
+    | 'Sleeping'
+    | 'Waking'
+    | 'Degraded'
+    | 'Failed'
+    | 'Stalled'
+    | 'Paused'
+    | 'Deleting';
+  conditions: Condition[];
+  url?: string;
+  /**
+   * Built apps: the git commit (or content hash) running.
+   */
+  revision?: string;
+  image?: {
+    ref: string;
+    id?: string;
+  };
+  containers?: {
+    name: string;
+    id: string;
+    state: string;
+    startedAt?: string;
+    ip?: string;
+    specHash?: string;
+  }[];
+  certificate?: {
+    issuer: 'acme' | 'local';
+    hosts?: string[];
+    notAfter?: string;
+    renewAt?: string;
+    lastError?: ErrorInfo;
+  };
+  idle?: {
+    after?: string;
+    lastActivity?: string;
+    sleepingSince?: string;
+  };
+  traffic?: {
+    requests?: number;
+    wakes?: number;
+    wakeLatencyMs?: {
+      p50?: number;
+      p95?: number;
+    };
+  };
+  lastError?: ErrorInfo;
+  retry?: {
+    attempt: number;
+    nextAt: string;
+  };
+  /**
+   * @maxItems 10
+   */
+  history?: {
+    revision?: string;
+    image: string;
+    at: string;
+    result: 'Succeeded' | 'Failed' | 'RolledBack';
+    message?: string;
+  }[];
+  /**
+   * @maxItems 20
+   */
+  events?: StatusEvent[];
+}
+export interface Condition {
+  /**
+   * Ready, ImageReady, ContainerReady, RouteReady, CertificateReady, Stalled, Reconciling, …
+   */
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  /**
+   * Moves only when status, reason or message change.
+   */
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+export interface ErrorInfo {
+  reason: string;
+  message: string;
+  at: string;
+}
+export interface StatusEvent {
+  at: string;
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+  /**
+   * How many times in a row this event happened.
+   */
+  count?: number;
+}
+export interface GitRepositoryStatusFile {
+  apiVersion: 'berth.dev/v1alpha1';
+  kind: 'GitRepository';
+  metadata: StatusMeta;
+  status: GitRepositoryStatus;
+}
+export interface GitRepositoryStatus {
+  observedGeneration?: number;
+  phase: 'Pending' | 'Ready' | 'Failed' | 'Stalled';
+  conditions: Condition[];
+  url?: string;
+  branch?: string;
+  /**
+   * The commit whose manifests are synced.
+   */
+  commit?: string;
+  syncedAt?: string;
+  files?: string[];
+  problems?: string[];
+  lastError?: ErrorInfo;
+  retry?: {
+    attempt: number;
+    nextAt: string;
+  };
+  /**
+   * @maxItems 20
+   */
+  events?: StatusEvent[];
+}
+export interface OperatorStatusFile {
+  apiVersion: 'berth.dev/v1alpha1';
+  kind: 'Operator';
+  status: OperatorStatus;
+}
+export interface OperatorStatus {
+  version: string;
+  startedAt: string;
+  pid?: number;
+  instance?: string;
+  listeners: {
+    http?: string;
+    https?: string;
+    admin?: string;
+  };
+  docker: {
+    connected: boolean;
+    endpoint?: string;
+    since?: string;
+    lastError?: string;
+  };
+  /**
+   * Number of apps per phase.
+   */
+  apps: {
+    [k: string]: number | undefined;
+  };
+  manifests?: {
+    folder?: string;
+    files?: number;
+    problems?: string[];
+  };
+  buildQueue?: {
+    running?: {
+      app: string;
+      revision: string;
+      startedAt?: string;
+    }[];
+    queued?: {
+      app: string;
+      revision: string;
+      since?: string;
+    }[];
+    waitingReason?: string;
+  };
+  webhook?: {
+    configured?: boolean;
+    /**
+     * @maxItems 20
+     */
+    deliveries?: {
+      at: string;
+      delivery?: string;
+      forge?: string;
+      event?: string;
+      repo?: string;
+      branch?: string;
+      outcome: 'accepted' | 'ignored' | 'rejected';
+      status: number;
+      reason: string;
+    }[];
+  };
+  /**
+   * Scheduled jobs by name: last run and outcome.
+   */
+  jobs?: {
+    [k: string]:
+      | {
+          schedule?: string;
+          lastRun?: string;
+          lastOutcome?: 'Succeeded' | 'Failed';
+          lastMessage?: string;
+          nextRun?: string;
+        }
+      | undefined;
+  };
+  state?: {
+    file?: string;
+    lastError?: string;
+    recoveredFrom?: string;
+  };
+}

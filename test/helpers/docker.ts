@@ -22,7 +22,7 @@ export async function requireDocker(): Promise<void> {
   try {
     await run('docker', ['info', '--format', '{{.ServerVersion}}'], { timeout: 15_000 });
   } catch (e) {
-    throw new Error(`a Docker engine is required for this test and none answers (start dockerd; see .ci/run): ${String(e)}`);
+    throw new Error(`a Docker engine is required for this test and none answers (start dockerd; see .ci/run): ${String(e)}`, { cause: e });
   }
 }
 

@@ -1,0 +1,179 @@
+// Watches the manifests folder (recursively, .yaml/.yml only) and keeps the latest load of
+// every file. Editor saves (temp file + rename), partial writes and delete-then-recreate are
+// absorbed by a short debounce plus a settle check (a file is read only once it has not been
+// modified for a moment), and a file whose bytes did not change is not reported again.
+// Nothing is reported before the initial full scan is complete.
+import { watch, type FSWatcher } from 'chokidar';
+import { stat, readdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join, relative, sep, basename } from 'node:path';
+import { loadManifestFile, loadManifestText, MAX_FILE_BYTES, type FileLoad } from './loader.js';
+import type { Logger } from '../util/logger.js';
+
+export interface ManifestWatcherOptions {
+  dir: string;
+  log: Logger;
+  /** Called with all current loads (keyed by path relative to dir) whenever any file changed. */
+  onChange: (loads: ReadonlyMap<string, FileLoad>, initial: boolean) => void;
+  debounceMs?: number;
+  /** A file modified less than this long ago is still being written: read it later. */
+  settleMs?: number;
+}
+
+export function isManifestPath(path: string): boolean {
+  return /\.ya?ml$/i.test(path) && !basename(path).startsWith('.');
+}
+
+export class ManifestWatcher {
+  private watcher: FSWatcher | undefined;
+  private readonly loads = new Map<string, FileLoad>();
+  private readonly digests = new Map<string, string>();
+  private readonly dirty = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private ready = false;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly debounceMs: number;
+  private readonly settleMs: number;
+
+  constructor(private readonly opts: ManifestWatcherOptions) {
+    this.debounceMs = opts.debounceMs ?? 60;
+    this.settleMs = opts.settleMs ?? 40;
+  }
+
+  /** Resolves once the initial scan has been loaded and reported. */
+  async start(): Promise<void> {
+    const { dir } = this.opts;
+    this.watcher = watch(dir, {
+      ignoreInitial: false,
+      atomic: true,
+      // Hidden files and folders are editor swap/temp files (and berth's own temp files).
+      ignored: (p, stats) => {
+        const rel = relative(dir, p);
+        if (rel === '') return false;
+        if (rel.split(sep).some((s) => s.startsWith('.'))) return true;
+        return stats?.isFile() === true && !isManifestPath(p);
+      },
+    });
+    this.watcher.on('all', (event, path) => {
+      if (event === 'add' || event === 'change' || event === 'unlink') this.mark(path);
+    });
+    this.watcher.on('error', (e) => {
+      // ENOSPC here means the inotify watch limit, not a full disk.
+      this.opts.log.error({ err: e }, 'manifest watcher error; rescanning the folder');
+      void this.rescan();
+    });
+    await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
+    this.ready = true;
+    await this.flush(true);
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    await this.watcher?.close();
+    await this.flushing;
+  }
+
+  current(): ReadonlyMap<string, FileLoad> {
+    return this.loads;
+  }
+
+  /** Re-walk the folder (periodic safety net, or after a watcher error). */
+  async rescan(): Promise<void> {
+    const found = await walk(this.opts.dir);
+    for (const p of found) this.dirty.add(p);
+    for (const rel of this.loads.keys()) this.dirty.add(join(this.opts.dir, rel));
+    this.schedule(0);
+  }
+
+  private mark(path: string): void {
+    if (!isManifestPath(path)) return;
+    this.dirty.add(path);
+    if (this.ready) this.schedule(this.debounceMs);
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush(false);
+    }, ms);
+  }
+
+  private flush(initial: boolean): Promise<void> {
+    this.flushing = this.flushing.then(() => this.flushNow(initial)).catch((e: unknown) => {
+      this.opts.log.error({ err: e }, 'failed to load manifests');
+    });
+    return this.flushing;
+  }
+
+  private async flushNow(initial: boolean): Promise<void> {
+    const paths = [...this.dirty];
+    this.dirty.clear();
+    let changed = false;
+    let unsettled = false;
+    for (const path of paths) {
+      const rel = relative(this.opts.dir, path);
+      let st;
+      try {
+        st = await stat(path);
+      } catch {
+        st = undefined;
+      }
+      if (!st?.isFile()) {
+        changed = this.loads.delete(rel) || changed;
+        this.digests.delete(rel);
+        continue;
+      }
+      if (!initial && Date.now() - st.mtimeMs < this.settleMs) {
+        // Still being written: look again shortly rather than act on a torn file.
+        this.dirty.add(path);
+        unsettled = true;
+        continue;
+      }
+      const load = await this.read(path, rel, st.size);
+      if (load) {
+        this.loads.set(rel, load);
+        changed = true;
+      }
+    }
+    if (unsettled) this.schedule(this.settleMs);
+    if (changed || initial) this.opts.onChange(this.loads, initial);
+  }
+
+  /** Loads a file, or returns undefined when its bytes are the same as last time. */
+  private async read(path: string, rel: string, size: number): Promise<FileLoad | undefined> {
+    if (size > MAX_FILE_BYTES) {
+      this.digests.delete(rel);
+      return loadManifestFile(path, rel);
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch {
+      return loadManifestFile(path, rel);
+    }
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    if (this.digests.get(rel) === digest && this.loads.has(rel)) return undefined;
+    this.digests.set(rel, digest);
+    return bytes.length > MAX_FILE_BYTES ? loadManifestFile(path, rel) : loadManifestText(rel, bytes.toString('utf8'));
+  }
+}
+
+/** All manifest files under dir (hidden entries skipped), for rescans and `berth validate DIR`. */
+export async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walk(p)));
+    else if ((e.isFile() || e.isSymbolicLink()) && isManifestPath(p)) out.push(p);
+  }
+  return out.sort();
+}

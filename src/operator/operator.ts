@@ -1,0 +1,124 @@
+// The composition root of `berth run`: wires the manifest watcher, desired store, state,
+// status files and listeners, and owns start-up and shutdown order.
+import { mkdir, chmod } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import type { Server } from 'node:http';
+import type { RunConfig } from '../config/config.js';
+import type { Logger } from '../util/logger.js';
+import { StateStore, STATE_FILE } from '../state/state-store.js';
+import { StatusWriter } from '../status/status-writer.js';
+import { DesiredStore } from '../desired/desired-store.js';
+import { ManifestWatcher } from '../manifests/manifest-watcher.js';
+import { formatProblem } from '../manifests/loader.js';
+import { startAdminServer, send } from '../admin/admin-server.js';
+import { packageVersion } from '../util/package-root.js';
+import { ControllerManager } from './controller-manager.js';
+import type { OperatorStatusFile } from '../api/types.generated.js';
+
+export interface Operator {
+  stop(): Promise<void>;
+  readonly admin: Server;
+}
+
+export async function startOperator(config: RunConfig, log: Logger): Promise<Operator> {
+  const startedAt = new Date().toISOString();
+  await mkdir(config.state, { recursive: true, mode: 0o700 });
+  await chmod(config.state, 0o700);
+  await mkdir(config.manifests, { recursive: true });
+  await mkdir(config.status, { recursive: true });
+
+  const state = await StateStore.open({ dir: config.state, log: log.child({ component: 'state' }) });
+  const status = new StatusWriter(config.status, log.child({ component: 'status' }));
+  const desired = new DesiredStore(state);
+  const manager = new ControllerManager({ status, desired, log: log.child({ component: 'controllers' }), previousStatus: (rel) => readPrevious(config.status, rel) });
+
+  let scanned = false;
+  const watcher = new ManifestWatcher({
+    dir: config.manifests,
+    log: log.child({ component: 'manifests' }),
+    onChange: (loads, initial) => {
+      const changes = desired.apply(loads, scanned || initial);
+      for (const p of desired.fileProblems()) log.warn({ problem: formatProblem(p) }, 'invalid manifest');
+      manager.apply(changes);
+      writeOperatorStatus();
+    },
+  });
+
+  const admin = await startAdminServer({
+    address: config.admin,
+    token: config.adminToken,
+    log: log.child({ component: 'admin' }),
+    health: () => ({ ok: true, body: { status: 'ok', version: packageVersion, manifestsScanned: scanned } }),
+    metrics: () => manager.metrics(),
+    get: {
+      '/api/v1/apps': (_req, res) => send(res, 200, manager.appStatuses()),
+      '/api/v1/apps/:name': (_req, res, { name }) => {
+        const s = manager.appStatuses().find((a) => a.metadata.name === name);
+        send(res, s ? 200 : 404, s ?? { error: `no app named ${JSON.stringify(name)}` });
+      },
+    },
+    post: {},
+  });
+
+  function writeOperatorStatus(): void {
+    const doc: OperatorStatusFile = {
+      apiVersion: 'berth.dev/v1alpha1',
+      kind: 'Operator',
+      status: {
+        version: packageVersion,
+        startedAt,
+        pid: process.pid,
+        instance: config.instance,
+        listeners: { admin: boundAddress(admin) },
+        docker: { connected: false },
+        apps: manager.phaseCounts(),
+        manifests: {
+          folder: config.manifests,
+          files: watcher.current().size,
+          problems: desired.fileProblems().map(formatProblem),
+        },
+        state: {
+          file: join(config.state, STATE_FILE),
+          ...(state.lastError ? { lastError: state.lastError.message } : {}),
+          ...(state.recoveredFrom ? { recoveredFrom: state.recoveredFrom } : {}),
+        },
+      },
+    };
+    void status.write('operator.yaml', doc);
+  }
+
+  await watcher.start();
+  scanned = true;
+  await manager.collectOrphanStatus();
+  writeOperatorStatus();
+  log.info({ manifests: config.manifests, status: config.status, admin: boundAddress(admin) }, 'berth is running');
+
+  return {
+    admin,
+    async stop() {
+      await watcher.close();
+      await new Promise<void>((resolve) => admin.close(() => resolve()));
+      admin.closeAllConnections();
+      await status.idle();
+      await state.flush();
+    },
+  };
+}
+
+/** host:port a server actually listens on (port 0 in the config means "any"). */
+export function boundAddress(server: Server): string {
+  const a = server.address();
+  if (a === null || typeof a === 'string') return String(a);
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+/** The status file as it was on disk (to keep condition transition times across restarts). */
+async function readPrevious(dir: string, rel: string): Promise<unknown> {
+  try {
+    return parse(await readFile(join(dir, rel), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
