@@ -3,10 +3,14 @@
 // Implementations classify engine errors into BerthError (see errors.ts) with these reasons:
 //   DockerUnavailable (transient)  the engine cannot be reached
 //   NotFound (waiting)             the object does not exist
+//   ImageNotFound (waiting)        create found no such image locally (pull it)
 //   Conflict (waiting)             a name is taken (e.g. by a container berth does not own)
 //   InvalidImageName (stalled)     the reference cannot be parsed
 //   ImagePullFailed (transient)    the registry failed or the image does not exist
 //   BuildFailed (stalled)          a build step failed (from the progress stream)
+//   ForbiddenMount, ForbiddenNetworkMode, InvalidContainerSpec (stalled)
+//                                  refused before reaching the engine (defence in depth)
+//   Timeout (transient)            a pull or build ran past its deadline
 //   DockerError (transient)        anything else the engine reported
 // Starting a running container or stopping a stopped one (HTTP 304) is success.
 

@@ -1,59 +1,265 @@
-// Routes desired-state changes to the objects' controllers and renders their status files.
-import type { DesiredChange, DesiredStore } from '../desired/desired-store.js';
+// Runs one controller per App and routes everything that should make one look again: desired
+// changes, Docker events (debounced), Docker coming back. It renders status files, persists
+// the facts controllers learn, and garbage-collects apps whose manifests vanished while
+// berth was down — only after the first full scan of both the manifests and Docker.
+import type { DesiredChange, DesiredEntry, DesiredStore } from '../desired/desired-store.js';
 import type { StatusWriter } from '../status/status-writer.js';
+import type { StateStore } from '../state/state-store.js';
 import type { Logger } from '../util/logger.js';
-import type { AppStatusFile, Condition, GitRepositoryStatusFile } from '../api/types.generated.js';
+import type { App, AppStatus, AppStatusFile, Condition, GitRepositoryStatusFile, StatusEvent } from '../api/types.generated.js';
+import type { ContainerRuntime } from '../../controllers/ports/container-runtime.js';
+import type { AppFacts } from '../../controllers/app/app.machine.js';
+import type { AppDesired } from '../../controllers/app/types.js';
 import { pendingStatus } from '../../controllers/app/pending-status.js';
+import { LABEL_APP, ownerLabels } from '../api/labels.js';
+import { AppRunner, type AppRunnerDeps } from './app-runner.js';
 
 export interface ControllerManagerOptions {
   status: StatusWriter;
   desired: DesiredStore;
+  state: StateStore;
+  runtime: ContainerRuntime;
+  deps: AppRunnerDeps;
   log: Logger;
   previousStatus: (rel: string) => Promise<unknown>;
+  /** Called whenever an app's controller changed (status, serving containers). */
+  onAppChange?: (name: string) => void;
 }
 
 const STATUS_DIR = { App: 'apps', GitRepository: 'gitrepositories' } as const;
+const EVENT_DEBOUNCE_MS = 100;
+
+interface PreviousStatus {
+  phase?: AppStatus['phase'];
+  conditions?: Condition[];
+  events?: StatusEvent[];
+}
 
 export class ControllerManager {
+  private readonly runners = new Map<string, AppRunner>();
   private readonly docs = new Map<string, AppStatusFile | GitRepositoryStatusFile>();
-  private readonly previous = new Map<string, Condition[]>();
+  private readonly previous = new Map<string, PreviousStatus>();
+  private readonly pendingReconcile = new Map<string, NodeJS.Timeout>();
+  private started = false;
+  private readonly events = new AbortController();
+  docker: { connected: boolean; since?: string; lastError?: string } = { connected: false };
 
   constructor(private readonly opts: ControllerManagerOptions) {}
 
-  apply(changes: DesiredChange[]): void {
-    for (const c of changes) {
-      if (c.kind === 'AppRevision') continue;
-      const rel = `${STATUS_DIR[c.kind]}/${c.name}.yaml`;
-      if (!c.entry) {
-        this.docs.delete(rel);
-        void this.opts.status.remove(rel);
-        continue;
+  /** Load previous status files (to keep condition times and events across restarts). */
+  async loadPrevious(): Promise<void> {
+    for (const [kind, dir] of Object.entries(STATUS_DIR)) {
+      for (const name of await this.opts.status.list(dir)) {
+        const doc = (await this.opts.previousStatus(`${dir}/${name}.yaml`)) as { kind?: string; status?: PreviousStatus } | undefined;
+        if (doc?.kind === kind && doc.status) this.previous.set(`${dir}/${name}.yaml`, doc.status);
       }
-      void this.render(rel, c);
     }
   }
 
-  private async render(rel: string, c: DesiredChange): Promise<void> {
-    const entry = c.entry!;
-    if (!this.previous.has(rel)) {
-      const prev = (await this.opts.previousStatus(rel)) as { status?: { conditions?: Condition[] } } | undefined;
-      this.previous.set(rel, Array.isArray(prev?.status?.conditions) ? prev.status.conditions : []);
+  /** Desired state changed (before start: only recorded; start() takes it from the store). */
+  apply(changes: DesiredChange[]): void {
+    if (!this.started) return;
+    for (const c of changes) {
+      if (c.kind === 'App') this.applyApp(c.name, c.entry);
+      else if (c.kind === 'GitRepository') this.renderRepository(c.name, c.entry);
     }
-    const now = new Date().toISOString();
-    const status = pendingStatus(entry, this.docs.get(rel)?.status.conditions ?? this.previous.get(rel), now);
-    const metadata = { name: entry.name, generation: entry.generation, file: entry.file };
-    const doc = c.kind === 'App'
-      ? ({ apiVersion: 'berth.dev/v1alpha1', kind: 'App', metadata, status } satisfies AppStatusFile)
-      : ({ apiVersion: 'berth.dev/v1alpha1', kind: 'GitRepository', metadata, status: { ...status, phase: status.phase === 'Stalled' ? 'Stalled' : 'Pending' } } satisfies GitRepositoryStatusFile);
+  }
+
+  /**
+   * After the initial manifest scan: start a controller per app, watch Docker events, and
+   * remove what belongs to apps that no longer exist (listed from Docker's own labels).
+   */
+  async start(): Promise<void> {
+    this.started = true;
+    for (const e of this.opts.desired.list('App')) this.applyApp(e.name, e);
+    for (const e of this.opts.desired.list('GitRepository')) this.renderRepository(e.name, e);
+    this.opts.runtime.watchEvents(
+      ownerLabels(this.opts.deps.config.instance),
+      (ev) => {
+        const app = ev.attributes[LABEL_APP];
+        if (app) this.reconcileSoon(app);
+      },
+      (connected, error) => this.dockerConnection(connected, error),
+      this.events.signal,
+    );
+    await this.collectOrphans();
+  }
+
+  async stop(): Promise<void> {
+    this.events.abort();
+    for (const t of this.pendingReconcile.values()) clearTimeout(t);
+    for (const r of this.runners.values()) r.stop();
+    await this.opts.status.idle();
+  }
+
+  /** Ask one app to look again (level-triggered: it re-observes everything). */
+  reconcileSoon(name: string): void {
+    if (this.pendingReconcile.has(name)) return;
+    this.pendingReconcile.set(name, setTimeout(() => {
+      this.pendingReconcile.delete(name);
+      this.runners.get(name)?.actor.send({ type: 'reconcile' });
+    }, EVENT_DEBOUNCE_MS));
+  }
+
+  send(name: string, event: { type: 'retry' } | { type: 'wake' } | { type: 'idle' }): boolean {
+    const r = this.runners.get(name);
+    r?.actor.send(event);
+    return r !== undefined;
+  }
+
+  runner(name: string): AppRunner | undefined {
+    return this.runners.get(name);
+  }
+
+  private dockerConnection(connected: boolean, error?: Error): void {
+    const was = this.docker.connected;
+    this.docker = { connected, since: new Date().toISOString(), ...(error ? { lastError: error.message } : {}) };
+    if (connected && !was) {
+      this.opts.log.info('connected to Docker');
+      // Events may have been missed while away: every app looks again.
+      for (const r of this.runners.values()) r.actor.send({ type: 'docker.up' });
+      for (const name of this.runners.keys()) this.reconcileSoon(name);
+    } else if (!connected && was) {
+      this.opts.log.warn({ err: error }, 'lost the connection to Docker; apps keep running, berth waits for it');
+    }
+  }
+
+  private desiredFor(entry: DesiredEntry): AppDesired | undefined {
+    if (!entry.object) return undefined;
+    const app = entry.object as App;
+    return {
+      name: entry.name, generation: entry.generation, app, problems: entry.problems,
+      image: app.spec.image, secrets: {}, missingSecrets: [],
+    };
+  }
+
+  private applyApp(name: string, entry: DesiredEntry | undefined): void {
+    const rel = `apps/${name}.yaml`;
+    const runner = this.runners.get(name);
+    const desired = entry ? this.desiredFor(entry) : undefined;
+    if (runner) {
+      runner.actor.send({ type: 'spec.changed', desired });
+      if (!entry) this.entries.delete(name);
+      else this.entries.set(name, entry);
+      this.render(name);
+      return;
+    }
+    if (!entry) {
+      this.docs.delete(rel);
+      void this.opts.status.remove(rel);
+      return;
+    }
+    this.entries.set(name, entry);
+    if (!desired) {
+      this.renderPending(name, entry);
+      return;
+    }
+    this.spawn(name, desired);
+  }
+
+  private readonly entries = new Map<string, DesiredEntry>();
+
+  private spawn(name: string, desired: AppDesired | undefined): void {
+    const rel = `apps/${name}.yaml`;
+    const persisted = this.opts.state.data.apps[name];
+    const facts: AppFacts = { ...persisted, history: persisted?.history ?? [] };
+    const runner = new AppRunner({
+      name, desired, facts, previousEvents: this.previous.get(rel)?.events ?? [], deps: this.opts.deps,
+      onChange: (r) => this.changed(r),
+    });
+    this.runners.set(name, runner);
+    runner.start();
+  }
+
+  private changed(r: AppRunner): void {
+    if (r.done) {
+      this.runners.delete(r.name);
+      this.entries.delete(r.name);
+      this.docs.delete(`apps/${r.name}.yaml`);
+      void this.opts.status.remove(`apps/${r.name}.yaml`);
+      this.opts.state.update((d) => void delete d.apps[r.name]);
+      this.opts.onAppChange?.(r.name);
+      return;
+    }
+    this.persistFacts(r);
+    this.render(r.name);
+    this.opts.onAppChange?.(r.name);
+  }
+
+  private persistFacts(r: AppRunner): void {
+    const f = r.facts();
+    const next = {
+      ...(f.activeHash !== undefined ? { activeHash: f.activeHash } : {}),
+      ...(f.failedHash !== undefined ? { failedHash: f.failedHash, failedReason: f.failedReason } : {}),
+      ...(f.sleepingSince !== undefined ? { sleepingSince: f.sleepingSince } : {}),
+      ...(f.history.length > 0 ? { history: f.history } : {}),
+    };
+    const prev = this.opts.state.data.apps[r.name];
+    const merged = { ...prev, ...next };
+    if (prev?.lastActivity !== undefined) merged.lastActivity = prev.lastActivity;
+    for (const k of ['activeHash', 'failedHash', 'failedReason', 'sleepingSince', 'history'] as const) if (!(k in next)) delete merged[k];
+    if (JSON.stringify(prev) !== JSON.stringify(merged)) this.opts.state.update((d) => void (d.apps[r.name] = merged));
+  }
+
+  private render(name: string): void {
+    const rel = `apps/${name}.yaml`;
+    const entry = this.entries.get(name);
+    const runner = this.runners.get(name);
+    if (!entry || !runner) return;
+    const last = this.docs.get(rel) as AppStatusFile | undefined;
+    const previous = last ? last.status : this.previous.get(rel);
+    // After a restart, the file on disk says more than "not observed yet": keep it until the first look.
+    if (!last && previous && !runner.context.observed) return;
+    const status = runner.status(entry, previous);
+    const doc: AppStatusFile = { apiVersion: 'berth.dev/v1alpha1', kind: 'App', metadata: { name, generation: entry.generation, file: entry.file }, status };
     this.docs.set(rel, doc);
-    await this.opts.status.write(rel, doc);
+    void this.opts.status.write(rel, doc);
   }
 
-  /** Remove status files of objects that no longer exist (after the initial scan only). */
-  async collectOrphanStatus(): Promise<void> {
+  private renderPending(name: string, entry: DesiredEntry): void {
+    const rel = `apps/${name}.yaml`;
+    const previous = (this.docs.get(rel) as AppStatusFile | undefined)?.status ?? this.previous.get(rel);
+    const status = pendingStatus(entry, previous?.conditions, new Date().toISOString());
+    const doc: AppStatusFile = { apiVersion: 'berth.dev/v1alpha1', kind: 'App', metadata: { name, generation: entry.generation, file: entry.file }, status };
+    this.docs.set(rel, doc);
+    void this.opts.status.write(rel, doc);
+  }
+
+  private renderRepository(name: string, entry: DesiredEntry | undefined): void {
+    const rel = `gitrepositories/${name}.yaml`;
+    if (!entry) {
+      this.docs.delete(rel);
+      void this.opts.status.remove(rel);
+      return;
+    }
+    const previous = this.docs.get(rel)?.status ?? this.previous.get(rel);
+    const status = pendingStatus(entry, previous?.conditions, new Date().toISOString());
+    const doc: GitRepositoryStatusFile = {
+      apiVersion: 'berth.dev/v1alpha1', kind: 'GitRepository', metadata: { name, generation: entry.generation, file: entry.file },
+      status: { ...status, phase: status.phase === 'Stalled' ? 'Stalled' : 'Pending' },
+    };
+    this.docs.set(rel, doc);
+    void this.opts.status.write(rel, doc);
+  }
+
+  /** Apps berth has containers for (by label) but no manifest for: remove them; and stale status files. */
+  private async collectOrphans(): Promise<void> {
+    try {
+      const containers = await this.opts.runtime.listContainers(ownerLabels(this.opts.deps.config.instance));
+      const names = new Set(containers.map((c) => c.labels[LABEL_APP]).filter((n): n is string => n !== undefined));
+      for (const name of names) {
+        if (!this.runners.has(name) && !this.opts.desired.get('App', name)) {
+          this.opts.log.info({ app: name }, 'removing containers of an app whose manifest is gone');
+          this.entries.set(name, { key: `App/${name}`, kind: 'App', name, generation: 0, specHash: '', createdAt: '', file: '', object: undefined, problems: [] });
+          this.spawn(name, undefined);
+        }
+      }
+    } catch (e) {
+      this.opts.log.warn({ err: e }, 'cannot list containers to collect orphans; will retry on the next resync');
+    }
     for (const [kind, dir] of Object.entries(STATUS_DIR) as [keyof typeof STATUS_DIR, string][]) {
       for (const name of await this.opts.status.list(dir)) {
-        if (!this.opts.desired.get(kind, name)) await this.opts.status.remove(`${dir}/${name}.yaml`);
+        if (!this.opts.desired.get(kind, name) && !this.runners.has(name)) await this.opts.status.remove(`${dir}/${name}.yaml`);
       }
     }
   }
@@ -66,11 +272,5 @@ export class ControllerManager {
     const counts: Record<string, number> = {};
     for (const d of this.appStatuses()) counts[d.status.phase] = (counts[d.status.phase] ?? 0) + 1;
     return counts;
-  }
-
-  metrics(): string {
-    const lines = ['# HELP berth_apps Apps by phase.', '# TYPE berth_apps gauge'];
-    for (const [phase, n] of Object.entries(this.phaseCounts())) lines.push(`berth_apps{phase="${phase}"} ${n}`);
-    return `${lines.join('\n')}\n`;
   }
 }

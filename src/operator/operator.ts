@@ -1,7 +1,6 @@
 // The composition root of `berth run`: wires the manifest watcher, desired store, state,
 // status files and listeners, and owns start-up and shutdown order.
-import { mkdir, chmod } from 'node:fs/promises';
-import { readFile } from 'node:fs/promises';
+import { mkdir, chmod, readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import type { Server } from 'node:http';
@@ -16,6 +15,11 @@ import { startAdminServer, send } from '../admin/admin-server.js';
 import { packageVersion } from '../util/package-root.js';
 import { ControllerManager } from './controller-manager.js';
 import type { OperatorStatusFile } from '../api/types.generated.js';
+import { DockerContainerRuntime } from '../docker/docker-container-runtime.js';
+import { healthProber } from '../health/health-prober.js';
+import { systemClock } from '../../controllers/ports/clock.js';
+import { abortableSleep } from '../util/sleep.js';
+import { renderMetrics } from './metrics.js';
 
 export interface Operator {
   stop(): Promise<void>;
@@ -32,7 +36,19 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   const state = await StateStore.open({ dir: config.state, log: log.child({ component: 'state' }) });
   const status = new StatusWriter(config.status, log.child({ component: 'status' }));
   const desired = new DesiredStore(state);
-  const manager = new ControllerManager({ status, desired, log: log.child({ component: 'controllers' }), previousStatus: (rel) => readPrevious(config.status, rel) });
+  const runtime = DockerContainerRuntime.fromDockerHost(config.docker);
+  // Host-path roots are compared with resolved paths, so resolve the roots too.
+  const allowHostPath = await Promise.all(config.allowHostPath.map((p) => realpath(p).catch(() => p)));
+  const manager = new ControllerManager({
+    status, desired, state, runtime, log: log.child({ component: 'controllers' }),
+    previousStatus: (rel) => readPrevious(config.status, rel),
+    deps: {
+      runtime, prober: healthProber, clock: systemClock, sleep: abortableSleep,
+      config: { instance: config.instance, network: config.instance, allowHostPath },
+      resyncMs: config.resyncMs, random: Math.random, log: log.child({ component: 'apps' }),
+    },
+  });
+  await manager.loadPrevious();
 
   let scanned = false;
   const watcher = new ManifestWatcher({
@@ -50,8 +66,11 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
     address: config.admin,
     token: config.adminToken,
     log: log.child({ component: 'admin' }),
-    health: () => ({ ok: true, body: { status: 'ok', version: packageVersion, manifestsScanned: scanned } }),
-    metrics: () => manager.metrics(),
+    health: () => ({
+      ok: true,
+      body: { status: manager.docker.connected ? 'ok' : 'degraded', version: packageVersion, manifestsScanned: scanned, docker: manager.docker },
+    }),
+    metrics: () => renderMetrics(manager),
     get: {
       '/api/v1/apps': (_req, res) => send(res, 200, manager.appStatuses()),
       '/api/v1/apps/:name': (_req, res, { name }) => {
@@ -72,7 +91,12 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
         pid: process.pid,
         instance: config.instance,
         listeners: { admin: boundAddress(admin) },
-        docker: { connected: false },
+        docker: {
+          connected: manager.docker.connected,
+          endpoint: config.docker ?? 'unix:///var/run/docker.sock',
+          ...(manager.docker.since ? { since: manager.docker.since } : {}),
+          ...(manager.docker.lastError && !manager.docker.connected ? { lastError: manager.docker.lastError } : {}),
+        },
         apps: manager.phaseCounts(),
         manifests: {
           folder: config.manifests,
@@ -91,7 +115,7 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
 
   await watcher.start();
   scanned = true;
-  await manager.collectOrphanStatus();
+  await manager.start();
   writeOperatorStatus();
   log.info({ manifests: config.manifests, status: config.status, admin: boundAddress(admin) }, 'berth is running');
 
@@ -99,6 +123,7 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
     admin,
     async stop() {
       await watcher.close();
+      await manager.stop();
       await new Promise<void>((resolve) => admin.close(() => resolve()));
       admin.closeAllConnections();
       await status.idle();

@@ -1,0 +1,169 @@
+// Carries out one step's actions against the container runtime, in order, honouring the abort
+// signal. Every action is idempotent, so a step cut short (spec change, crash, kill -9) is
+// simply planned again from what the world then looks like.
+import type { ContainerRuntime, ContainerDetails } from '../ports/container-runtime.js';
+import type { HealthProber } from '../ports/health-prober.js';
+import type { Clock } from '../ports/clock.js';
+import { BerthError, isBerthError } from '../ports/errors.js';
+import { isOwned } from '../../src/api/labels.js';
+import { volumeLabels } from './container-spec.js';
+import type { Action, AppDesired, PlanConfig } from './types.js';
+
+export interface ExecutorDeps {
+  runtime: ContainerRuntime;
+  prober: HealthProber;
+  clock: Clock;
+  config: PlanConfig;
+  /** Resolves after ms, or rejects when the signal aborts. */
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export interface ExecEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface ExecResult {
+  events: ExecEvent[];
+  /** Containers verified healthy (ids). */
+  healthy: string[];
+  promoted?: string;
+  /** The new version failed in a way that will not change by retrying the same spec. */
+  rolloutFailed?: { hash: string; reason: string; message: string };
+}
+
+export async function execute(actions: Action[], desired: AppDesired | undefined, deps: ExecutorDeps, signal: AbortSignal): Promise<ExecResult> {
+  const result: ExecResult = { events: [], healthy: [] };
+  const { runtime, config } = deps;
+  const note = (reason: string, message: string, type: ExecEvent['type'] = 'Normal') => result.events.push({ type, reason, message });
+  const app = desired?.name ?? '';
+
+  for (const a of actions) {
+    signal.throwIfAborted();
+    switch (a.type) {
+      case 'ensureNetwork':
+        await runtime.ensureNetwork(config.network, { 'dev.berth.managed-by': 'berth', 'dev.berth.instance': config.instance }, signal);
+        break;
+      case 'ensureVolume':
+        await runtime.ensureVolume(a.volume, volumeLabels(config, app, a.reclaimPolicy), signal);
+        note('VolumeCreated', `volume ${a.volume} is ready`);
+        break;
+      case 'pullImage':
+        await runtime.pullImage(a.ref, signal);
+        note('ImagePulled', `pulled ${a.ref}`);
+        break;
+      case 'createContainer':
+        await createOrAdopt(runtime, a.spec, config.instance, signal);
+        note(a.because.reason, a.because.message, a.because.reason === 'ContainerMissing' ? 'Warning' : 'Normal');
+        break;
+      case 'startContainer':
+        await runtime.startContainer(a.container, signal);
+        if (a.because.reason !== 'Starting') note(a.because.reason, a.because.message, 'Warning');
+        break;
+      case 'connectNetwork':
+        await runtime.connectNetwork(config.network, a.container, a.aliases, signal);
+        note(a.because.reason, a.because.message, 'Warning');
+        break;
+      case 'waitHealthy': {
+        const outcome = await waitHealthy(a, desired!, deps, signal);
+        if (outcome.ok) {
+          result.healthy.push(...outcome.ids);
+          break;
+        }
+        if (!a.rollout) throw new BerthError('transient', outcome.reason, outcome.message);
+        // Roll back: remove the failed containers; the previous version (if any) keeps serving.
+        for (const id of a.containers) await runtime.removeContainer(id, signal).catch(() => undefined);
+        result.rolloutFailed = { hash: a.hash, reason: outcome.reason, message: outcome.message };
+        note(outcome.reason, outcome.message, 'Warning');
+        return result;
+      }
+      case 'promote':
+        result.promoted = a.hash;
+        note('Deployed', `${app} is serving the new version${desired?.revision ? ` (revision ${desired.revision.slice(0, 12)})` : ''}`);
+        break;
+      case 'stopContainer':
+        await runtime.stopContainer(a.container, a.timeoutSeconds, signal);
+        if (a.because.reason === 'Idle' || a.because.reason === 'ScaledToZero') note(a.because.reason, a.because.message);
+        break;
+      case 'removeContainer':
+        await runtime.removeContainer(a.container, signal);
+        note(a.because.reason, a.because.message);
+        break;
+      case 'removeVolume':
+        await runtime.removeVolume(a.volume, signal);
+        note('VolumeDeleted', `removed volume ${a.volume} (reclaimPolicy: Delete)`);
+        break;
+    }
+  }
+  return result;
+}
+
+/** Create; if the deterministic name is taken, adopt it when it is ours (a create before a crash), else refuse. */
+async function createOrAdopt(runtime: ContainerRuntime, spec: Parameters<ContainerRuntime['createContainer']>[0], instance: string, signal: AbortSignal): Promise<void> {
+  try {
+    await runtime.createContainer(spec, signal);
+  } catch (e) {
+    if (!isBerthError(e) || e.reason !== 'Conflict') throw e;
+    const existing = await runtime.inspectContainer(spec.name, signal);
+    if (existing && isOwned(existing.labels, instance)) return;
+    throw new BerthError('waiting', 'Conflict', `a container named ${spec.name} exists that berth did not create; remove or rename it (berth never touches containers it does not own)`);
+  }
+}
+
+type HealthOutcome = { ok: true; ids: string[] } | { ok: false; reason: string; message: string };
+
+/** Poll the containers until each answers its health probe, exits, or the start period ends. */
+async function waitHealthy(a: Extract<Action, { type: 'waitHealthy' }>, desired: AppDesired, deps: ExecutorDeps, signal: AbortSignal): Promise<HealthOutcome> {
+  const { runtime, prober, clock, config } = deps;
+  const hc = desired.app.spec.healthCheck;
+  const deadline = clock.monotonic() + a.startPeriodMs;
+  const pending = new Set(a.containers);
+  const ids: string[] = [];
+  let delay = 5;
+  let last = 'no probe ran yet';
+  for (;;) {
+    for (const ref of [...pending]) {
+      const c = await runtime.inspectContainer(ref, signal);
+      if (!c) throw new BerthError('transient', 'ContainerMissing', `container ${ref} disappeared while starting`);
+      // A new container that restarted even once crashed; an old one may carry restarts from its past.
+      if (c.state === 'exited' || c.state === 'dead' || (a.rollout && c.restartCount > 0)) {
+        return { ok: false, reason: 'ContainerExited', message: `${c.name} exited with code ${c.exitCode}${c.oomKilled ? ' (out of memory)' : ''} before becoming healthy${await logTail(runtime, c, signal)}` };
+      }
+      if (c.state !== 'running' || c.health === 'starting') continue;
+      if (c.health === 'unhealthy') {
+        last = `Docker HEALTHCHECK reports ${c.name} unhealthy`;
+        continue;
+      }
+      const ip = c.networks[config.network];
+      if (!ip) {
+        last = `${c.name} has no address on ${config.network} yet`;
+        continue;
+      }
+      const r = await prober.probe({ host: ip, port: desired.app.spec.port, ...(hc.path !== undefined ? { path: hc.path } : {}), timeoutMs: hc.timeoutSeconds * 1000 }, signal);
+      last = r.detail;
+      if (r.ok) {
+        pending.delete(ref);
+        ids.push(c.id);
+      }
+    }
+    if (pending.size === 0) return { ok: true, ids };
+    if (clock.monotonic() >= deadline) {
+      return { ok: false, reason: 'HealthCheckTimeout', message: `not healthy within ${Math.round(a.startPeriodMs / 1000)}s (startPeriodSeconds): ${last}` };
+    }
+    await deps.sleep(delay, signal);
+    delay = Math.min(Math.round(delay * 1.5), 500);
+  }
+}
+
+async function logTail(runtime: ContainerRuntime, c: ContainerDetails, signal: AbortSignal): Promise<string> {
+  try {
+    const stream = await runtime.containerLogs(c.id, { follow: false, tail: 10, signal });
+    let text = '';
+    for await (const chunk of stream) text += String(chunk);
+    const lines = text.trim().split('\n').filter(Boolean).slice(-5);
+    return lines.length > 0 ? `; last output: ${lines.join(' | ').slice(0, 500)}` : '';
+  } catch {
+    return '';
+  }
+}
