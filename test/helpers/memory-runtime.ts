@@ -158,6 +158,16 @@ export class MemoryRuntime implements ContainerRuntime {
     this.markDead(c, exitCode);
   }
 
+  /** Someone else creates a container (without berth's labels) under this name. */
+  addForeignContainer(name: string, image: string): void {
+    const img = this.findImage(image);
+    const id = hexId();
+    this.containerMap.set(id, {
+      id, name, labels: { owner: 'someone-else' }, image, imageId: img?.id ?? '', state: 'created', created: this.seconds(),
+      networks: new Map(), volumes: [], exitCode: 0, restartCount: 0, env: [], logs: [], followers: new Set(),
+    });
+  }
+
   /** The container is force-removed by someone else (`docker rm -f`). */
   removeBehindBack(idOrName: string): void {
     const c = this.mustFind(idOrName);
