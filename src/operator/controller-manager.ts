@@ -41,6 +41,7 @@ export class ControllerManager {
   private readonly previous = new Map<string, PreviousStatus>();
   private readonly pendingReconcile = new Map<string, NodeJS.Timeout>();
   private started = false;
+  private secrets: Record<string, Record<string, string>> = {};
   private readonly events = new AbortController();
   docker: { connected: boolean; since?: string; lastError?: string } = { connected: false };
 
@@ -124,13 +125,33 @@ export class ControllerManager {
     }
   }
 
+  /** New secret values (from secrets.json): apps whose referenced values changed roll forward. */
+  setSecrets(secrets: Record<string, Record<string, string>>): void {
+    const before = this.secrets;
+    this.secrets = secrets;
+    for (const [name, runner] of this.runners) {
+      const entry = this.entries.get(name);
+      const refs = entry?.object ? (entry.object as App).spec.secretEnv ?? [] : [];
+      if (refs.some((k) => before[name]?.[k] !== secrets[name]?.[k])) runner.actor.send({ type: 'spec.changed', desired: this.desiredFor(entry!) });
+    }
+  }
+
+  /** Secret values an app may use: its own only. */
+  secretsOf(app: string): Record<string, string> {
+    return this.secrets[app] ?? {};
+  }
+
   private desiredFor(entry: DesiredEntry): AppDesired | undefined {
     if (!entry.object) return undefined;
     const app = entry.object as App;
-    return {
-      name: entry.name, generation: entry.generation, app, problems: entry.problems,
-      image: app.spec.image, secrets: {}, missingSecrets: [],
-    };
+    const own = this.secretsOf(entry.name);
+    const secrets: Record<string, string> = {};
+    const missingSecrets: string[] = [];
+    for (const k of app.spec.secretEnv ?? []) {
+      if (own[k] !== undefined) secrets[k] = own[k];
+      else missingSecrets.push(k);
+    }
+    return { name: entry.name, generation: entry.generation, app, problems: entry.problems, image: app.spec.image, secrets, missingSecrets };
   }
 
   private applyApp(name: string, entry: DesiredEntry | undefined): void {

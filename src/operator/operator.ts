@@ -20,6 +20,8 @@ import { healthProber } from '../health/health-prober.js';
 import { systemClock } from '../../controllers/ports/clock.js';
 import { abortableSleep } from '../util/sleep.js';
 import { renderMetrics } from './metrics.js';
+import { loadKeyRing, readAllSecrets, watchSecrets } from '../secrets/secret-store.js';
+import { registerSecretValue } from '../util/logger.js';
 
 export interface Operator {
   stop(): Promise<void>;
@@ -49,6 +51,18 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
     },
   });
   await manager.loadPrevious();
+
+  const ring = (await loadKeyRing(config.state, process.env, true))!;
+  const loadSecrets = async () => {
+    const { secrets, errors } = await readAllSecrets(config.state, ring);
+    for (const values of Object.values(secrets)) for (const v of Object.values(values)) registerSecretValue(v);
+    for (const e of errors) log.error(e);
+    manager.setSecrets(secrets);
+  };
+  await loadSecrets();
+  const secretsWatcher = watchSecrets(config.state, () => {
+    void loadSecrets().catch((e: unknown) => log.error({ err: e }, 'cannot reload secrets'));
+  });
 
   let scanned = false;
   const watcher = new ManifestWatcher({
@@ -122,6 +136,7 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   return {
     admin,
     async stop() {
+      secretsWatcher.close();
       await watcher.close();
       await manager.stop();
       await new Promise<void>((resolve) => admin.close(() => resolve()));
