@@ -5,11 +5,12 @@ import { statusCommand } from './commands/status.js';
 import { applyCommand } from './commands/apply.js';
 import { deleteCommand } from './commands/delete.js';
 import { secretCommand } from './commands/secret.js';
+import { caCommand } from './commands/ca.js';
 import { packageVersion } from '../util/package-root.js';
 import { UsageError } from '../config/config.js';
 import { EXIT_FAILED, EXIT_USAGE, type Command } from './command.js';
 
-const COMMANDS: Command[] = [runCommand, validateCommand, statusCommand, applyCommand, deleteCommand, secretCommand];
+const COMMANDS: Command[] = [runCommand, validateCommand, statusCommand, applyCommand, deleteCommand, secretCommand, caCommand];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n');
