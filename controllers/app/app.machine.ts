@@ -110,7 +110,7 @@ export const appMachine = setup({
       const observed = (event as unknown as { output: Observed }).output;
       const running = new Set(observed.containers.filter((c) => c.state === 'running').map((c) => c.id));
       const healthy = context.healthy.filter((id) => running.has(id));
-      const p = plan({ desired: context.desired, observed, facts: context.facts, wantRunning: context.wantRunning, healthy: new Set(healthy), config: context.config });
+      const p = plan({ desired: context.desired, observed, facts: context.facts, wantRunning: context.wantRunning, waking: context.waking, healthy: new Set(healthy), config: context.config });
       return { observed, healthy, plan: p, work: p.kind === 'act' ? { phase: context.waking && p.phase === 'Deploying' ? ('Waking' as const) : p.phase, step: describeStep(p) } : undefined };
     }),
     applyResult: assign(({ context, event }) => {

@@ -59,7 +59,8 @@ export async function execute(actions: Action[], desired: AppDesired | undefined
         break;
       case 'startContainer':
         await runtime.startContainer(a.container, signal);
-        if (a.because.reason !== 'Starting') note(a.because.reason, a.because.message, 'Warning');
+        if (a.because.reason === 'Waking') note(a.because.reason, a.because.message);
+        else if (a.because.reason !== 'Starting') note(a.because.reason, a.because.message, 'Warning');
         break;
       case 'connectNetwork':
         await runtime.connectNetwork(config.network, a.container, a.aliases, signal);

@@ -12,6 +12,8 @@ export interface PlanInput {
   facts: AppFactsView;
   /** false while the app sleeps (scale to zero). */
   wantRunning: boolean;
+  /** A request is waiting for this app to wake (so a stopped container is not drift). */
+  waking?: boolean;
   /** Containers (ids) verified healthy since they last started. */
   healthy: ReadonlySet<string>;
   config: PlanConfig;
@@ -81,9 +83,11 @@ function rollout(input: PlanInput, desired: AppDesired, hash: string): Plan {
       actions.push({ type: 'startContainer', container: name, because: { reason: 'Starting', message: `starting ${name}` } });
       waitFor.push(name);
     } else if (!isUp(c)) {
-      const because: Because = healthy.has(c.id) || deployed
-        ? { reason: 'ContainerStopped', message: `found ${c.name} ${c.state}; starting it` }
-        : { reason: 'Starting', message: `starting ${c.name}` };
+      const because: Because = input.waking
+        ? { reason: 'Waking', message: `a request is waiting: starting ${c.name}` }
+        : healthy.has(c.id) || deployed
+          ? { reason: 'ContainerStopped', message: `found ${c.name} ${c.state}; starting it` }
+          : { reason: 'Starting', message: `starting ${c.name}` };
       actions.push({ type: 'startContainer', container: c.id, because });
       waitFor.push(c.id);
     } else if (!(config.network in c.networks)) {

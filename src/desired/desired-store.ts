@@ -10,6 +10,7 @@ import type { AnyObject, Kind } from '../api/schemas.js';
 import type { FileLoad, Problem } from '../manifests/loader.js';
 import type { StateStore } from '../state/state-store.js';
 import { objectKey, type ObjectRecord } from '../state/state-schema.js';
+import { admitRoutes } from './route-admission.js';
 
 export interface DesiredEntry {
   key: string;
@@ -88,6 +89,7 @@ export class DesiredStore {
     const nextEntries = new Map<string, DesiredEntry>();
     const keys = new Set([...byKey.keys(), ...Object.keys(records)]);
     const recordUpdates: Record<string, ObjectRecord | undefined> = {};
+    const tentative: { key: string; rec: ObjectRecord | undefined; next: ObjectRecord | undefined; problems: Problem[]; owner: string; at?: { file: string; line: number; col: number } }[] = [];
 
     for (const key of [...keys].sort()) {
       const rec = records[key];
@@ -108,7 +110,6 @@ export class DesiredStore {
           message: `${dup.kind} "${dup.name}" is already defined in ${owner}; this definition is ignored`,
         });
       }
-
       let next: ObjectRecord | undefined = rec;
       if (valid) {
         if (!rec) {
@@ -116,13 +117,25 @@ export class DesiredStore {
         } else if (rec.specHash !== valid.specHash || rec.file !== owner) {
           next = { ...rec, file: owner, object: valid.object, specHash: valid.specHash, generation: rec.specHash !== valid.specHash ? rec.generation + 1 : rec.generation };
         }
-        if (next !== rec) recordUpdates[key] = next;
       }
-      const [kind, name] = splitKey(key);
-      const entry: DesiredEntry = next
-        ? fromRecord(next, problems)
-        : { key, kind, name, generation: 0, specHash: '', createdAt: '', file: owner, object: undefined, problems };
-      nextEntries.set(key, entry);
+      tentative.push({ key, rec, next, problems, owner, ...(valid ? { at: { file: valid.file, line: valid.line, col: valid.col } } : {}) });
+    }
+
+    // Routes are admitted across apps: a version claiming another app's route is refused.
+    const { refused } = admitRoutes(
+      tentative.filter((t) => t.next?.kind === 'App').map((t) => ({ name: t.next!.name, applied: t.rec, next: t.next!, at: t.at ?? { file: t.owner, line: 1, col: 1 } })),
+    );
+    for (const t of tentative) {
+      const refusal = t.next?.kind === 'App' ? refused.get(t.next.name) : undefined;
+      if (refusal) {
+        t.next = t.rec;
+        t.problems.push(refusal);
+      }
+      if (t.next !== t.rec) recordUpdates[t.key] = t.next;
+      const [kind, name] = splitKey(t.key);
+      nextEntries.set(t.key, t.next
+        ? fromRecord(t.next, t.problems)
+        : { key: t.key, kind, name, generation: 0, specHash: '', createdAt: '', file: t.owner, object: undefined, problems: t.problems });
     }
 
     for (const key of new Set([...this.entries.keys(), ...nextEntries.keys()])) {

@@ -9,9 +9,9 @@ import { servingContainers } from '../../controllers/app/serving.js';
 import type { AppDesired, ObservedContainer } from '../../controllers/app/types.js';
 import type { DesiredEntry } from '../desired/desired-store.js';
 import type { AppStatus, Condition } from '../api/types.generated.js';
-import type { ConditionInput } from '../../controllers/status/conditions.js';
 import type { StatusEvent } from '../../controllers/status/event-log.js';
 import type { Logger } from '../util/logger.js';
+import type { StatusExtras } from './traffic.js';
 
 export type AppActor = Actor<typeof appMachine>;
 
@@ -93,16 +93,19 @@ export class AppRunner {
     return servingContainers(c.observed, c.facts, c.healthy, c.config.network);
   }
 
-  status(entry: DesiredEntry, previous: { phase?: AppStatus['phase']; conditions?: Condition[] } | undefined, extra: { conditions?: ConditionInput[]; url?: string } = {}): AppStatus {
-    return appStatus({
+  status(entry: DesiredEntry, previous: { phase?: AppStatus['phase']; conditions?: Condition[] } | undefined, extras: StatusExtras | undefined): AppStatus {
+    const status = appStatus({
       entry,
       machine: { state: this.state, context: this.context },
       previousPhase: previous?.phase,
       previousConditions: previous?.conditions,
       now: this.opts.deps.clock.now().toISOString(),
-      ...(extra.conditions ? { extraConditions: extra.conditions } : {}),
-      ...(extra.url ? { url: extra.url } : {}),
+      ...(extras ? { extraConditions: extras.conditions } : {}),
+      ...(extras?.url ? { url: extras.url } : {}),
     });
+    if (!extras) return status;
+    const { lastActivity, ...fields } = extras.fields;
+    return { ...status, ...fields, ...(status.idle && lastActivity ? { idle: { ...status.idle, lastActivity } } : {}) };
   }
 
   private logNewEvents(): void {

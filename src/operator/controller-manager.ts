@@ -13,6 +13,7 @@ import type { AppDesired } from '../../controllers/app/types.js';
 import { pendingStatus } from '../../controllers/app/pending-status.js';
 import { LABEL_APP, ownerLabels } from '../api/labels.js';
 import { AppRunner, type AppRunnerDeps } from './app-runner.js';
+import type { StatusExtras } from './traffic.js';
 
 export interface ControllerManagerOptions {
   status: StatusWriter;
@@ -24,6 +25,8 @@ export interface ControllerManagerOptions {
   previousStatus: (rel: string) => Promise<unknown>;
   /** Called whenever an app's controller changed (status, serving containers). */
   onAppChange?: (name: string) => void;
+  /** Parts of an app's status owned by routing and certificates. */
+  statusExtras?: (name: string) => StatusExtras | undefined;
 }
 
 const STATUS_DIR = { App: 'apps', GitRepository: 'gitrepositories' } as const;
@@ -222,6 +225,11 @@ export class ControllerManager {
     if (JSON.stringify(prev) !== JSON.stringify(merged)) this.opts.state.update((d) => void (d.apps[r.name] = merged));
   }
 
+  /** Render an app's status again (routing, certificate or traffic facts changed). */
+  rerender(name: string): void {
+    if (this.runners.has(name)) this.render(name);
+  }
+
   private render(name: string): void {
     const rel = `apps/${name}.yaml`;
     const entry = this.entries.get(name);
@@ -231,7 +239,7 @@ export class ControllerManager {
     const previous = last ? last.status : this.previous.get(rel);
     // After a restart, the file on disk says more than "not observed yet": keep it until the first look.
     if (!last && previous && !runner.context.observed) return;
-    const status = runner.status(entry, previous);
+    const status = runner.status(entry, previous, this.opts.statusExtras?.(name));
     const doc: AppStatusFile = { apiVersion: 'berth.dev/v1alpha1', kind: 'App', metadata: { name, generation: entry.generation, file: entry.file }, status };
     this.docs.set(rel, doc);
     void this.opts.status.write(rel, doc);

@@ -20,6 +20,8 @@ import { healthProber } from '../health/health-prober.js';
 import { systemClock } from '../../controllers/ports/clock.js';
 import { abortableSleep } from '../util/sleep.js';
 import { renderMetrics } from './metrics.js';
+import { boundAddress } from './bound-address.js';
+import { Traffic } from './traffic.js';
 import { loadKeyRing, readAllSecrets, watchSecrets } from '../secrets/secret-store.js';
 import { registerSecretValue } from '../util/logger.js';
 
@@ -41,8 +43,12 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   const runtime = DockerContainerRuntime.fromDockerHost(config.docker);
   // Host-path roots are compared with resolved paths, so resolve the roots too.
   const allowHostPath = await Promise.all(config.allowHostPath.map((p) => realpath(p).catch(() => p)));
+  // The traffic layer needs the manager and the manager reports to it: wired after both exist.
+  const late: { traffic?: Traffic } = {};
   const manager = new ControllerManager({
     status, desired, state, runtime, log: log.child({ component: 'controllers' }),
+    onAppChange: (name) => late.traffic?.appChanged(name),
+    statusExtras: (name) => late.traffic?.extras(name),
     previousStatus: (rel) => readPrevious(config.status, rel),
     deps: {
       runtime, prober: healthProber, clock: systemClock, sleep: abortableSleep,
@@ -60,6 +66,8 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
     manager.setSecrets(secrets);
   };
   await loadSecrets();
+  const traffic = await Traffic.start(config, manager, desired, state, log.child({ component: 'traffic' }));
+  late.traffic = traffic;
   const secretsWatcher = watchSecrets(config.state, () => {
     void loadSecrets().catch((e: unknown) => log.error({ err: e }, 'cannot reload secrets'));
   });
@@ -72,6 +80,7 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
       const changes = desired.apply(loads, scanned || initial);
       for (const p of desired.fileProblems()) log.warn({ problem: formatProblem(p) }, 'invalid manifest');
       manager.apply(changes);
+      if (scanned) void traffic.desiredChanged().then(writeOperatorStatus);
       writeOperatorStatus();
     },
   });
@@ -84,7 +93,7 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
       ok: true,
       body: { status: manager.docker.connected ? 'ok' : 'degraded', version: packageVersion, manifestsScanned: scanned, docker: manager.docker },
     }),
-    metrics: () => renderMetrics(manager),
+    metrics: () => renderMetrics(manager, traffic.metrics()),
     get: {
       '/api/v1/apps': (_req, res) => send(res, 200, manager.appStatuses()),
       '/api/v1/apps/:name': (_req, res, { name }) => {
@@ -104,7 +113,7 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
         startedAt,
         pid: process.pid,
         instance: config.instance,
-        listeners: { admin: boundAddress(admin) },
+        listeners: { admin: boundAddress(admin), ...traffic.listeners() },
         docker: {
           connected: manager.docker.connected,
           endpoint: config.docker ?? 'unix:///var/run/docker.sock',
@@ -130,6 +139,7 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   await watcher.start();
   scanned = true;
   await manager.start();
+  await traffic.desiredChanged();
   writeOperatorStatus();
   log.info({ manifests: config.manifests, status: config.status, admin: boundAddress(admin) }, 'berth is running');
 
@@ -138,6 +148,7 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
     async stop() {
       secretsWatcher.close();
       await watcher.close();
+      await traffic.stop();
       await manager.stop();
       await new Promise<void>((resolve) => admin.close(() => resolve()));
       admin.closeAllConnections();
@@ -145,13 +156,6 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
       await state.flush();
     },
   };
-}
-
-/** host:port a server actually listens on (port 0 in the config means "any"). */
-export function boundAddress(server: Server): string {
-  const a = server.address();
-  if (a === null || typeof a === 'string') return String(a);
-  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
 /** The status file as it was on disk (to keep condition transition times across restarts). */

@@ -89,6 +89,11 @@ function normalizeRouteHost(host: string): string {
   return normalizeHost(host.trim());
 }
 
+/** The identity of a route claim (host and path as the table compares them), for admission checks. */
+export function routeClaimKey(host: string, path: string): string {
+  return `${normalizeRouteHost(host)}${normalizeRoutePath(path)}`;
+}
+
 function normalizeRoutePath(path: string): string {
   let p = path.trim();
   if (!p.startsWith('/')) p = `/${p}`;

@@ -102,4 +102,49 @@ describe('the desired store', () => {
     expect(store.list()).toEqual([]);
     expect(store.fileProblems()[0]?.message).toMatch(/unknown kind "Gadget"/);
   });
+
+  describe('route admission', () => {
+    const routed = (name: string, host: string, image = 'nginx:1') => app(name, image, `\n  routes: [{host: ${host}}]`);
+
+    it('refuses a new app claiming a route another app serves; admits it when the holder goes away', () => {
+      const store = new DesiredStore(memoryState());
+      store.apply(loads({ 'a.yaml': routed('a', 'x.lan') }), true);
+      store.apply(loads({ 'a.yaml': routed('a', 'x.lan'), 'b.yaml': routed('b', 'x.lan') }), true);
+      expect(store.get('App', 'b')).toMatchObject({ object: undefined, generation: 0 });
+      expect(store.get('App', 'b')!.problems).toEqual([expect.objectContaining({ reason: 'RouteConflict', file: 'b.yaml', message: expect.stringMatching(/route x\.lan\/ is already served by app "a"; this app is not deployed/) })]);
+      expect(store.get('App', 'a')!.problems).toEqual([]);
+      store.apply(loads({ 'b.yaml': routed('b', 'x.lan') }), true);
+      expect(store.get('App', 'b')).toMatchObject({ generation: 1, problems: [] });
+    });
+
+    it('keeps the last good version of an app whose edit claims a taken route, whoever is older', () => {
+      const store = new DesiredStore(memoryState());
+      store.apply(loads({ 'old.yaml': routed('old', 'old.lan') }), true);
+      store.apply(loads({ 'old.yaml': routed('old', 'old.lan'), 'new.yaml': routed('new', 'new.lan') }), true);
+      store.apply(loads({ 'old.yaml': routed('old', 'new.lan', 'nginx:2'), 'new.yaml': routed('new', 'new.lan') }), true);
+      const old = store.get('App', 'old')!;
+      expect(old.generation).toBe(1);
+      expect((old.object as { spec: { image: string } }).spec.image).toBe('nginx:1');
+      expect(old.problems[0]).toMatchObject({ reason: 'RouteConflict' });
+      expect(store.get('App', 'new')!.problems).toEqual([]);
+    });
+
+    it('between two new claims, the name decides when created together, and the decision survives a restart', () => {
+      const data = emptyState();
+      const files = { 'z.yaml': routed('zeta', 'x.lan'), 'a.yaml': routed('alpha', 'x.lan') };
+      new DesiredStore(memoryState(data), () => new Date('2026-01-01T00:00:00Z')).apply(loads(files), true);
+      const again = new DesiredStore(memoryState(data));
+      again.apply(loads(files), true);
+      expect(again.get('App', 'alpha')!.problems).toEqual([]);
+      expect(again.get('App', 'zeta')!.problems[0]).toMatchObject({ reason: 'RouteConflict' });
+    });
+
+    it('does not count an app listing the same route twice as a conflict, and compares hosts case-insensitively and paths without a trailing slash', () => {
+      const store = new DesiredStore(memoryState());
+      store.apply(loads({ 'a.yaml': app('a', 'nginx:1', '\n  routes: [{host: x.lan, path: /api}, {host: x.lan, path: /api}]') }), true);
+      expect(store.get('App', 'a')!.problems).toEqual([]);
+      store.apply(loads({ 'a.yaml': app('a', 'nginx:1', '\n  routes: [{host: x.lan, path: /api}]'), 'b.yaml': app('b', 'nginx:1', '\n  routes: [{host: x.lan, path: /api/}]') }), true);
+      expect(store.get('App', 'b')!.problems[0]).toMatchObject({ reason: 'RouteConflict' });
+    });
+  });
 });
