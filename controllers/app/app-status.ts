@@ -10,7 +10,7 @@ import { containerSpecFor } from './container-spec.js';
 import { servingContainers } from './serving.js';
 import type { AppContext } from './app.machine.js';
 
-export type MachineState = 'observing' | 'deciding' | 'acting' | 'failing' | 'backoff' | 'ready' | 'sleeping' | 'stalled' | 'paused' | 'deleted';
+export type MachineState = 'observing' | 'deciding' | 'acting' | 'failing' | 'backoff' | 'ready' | 'sleeping' | 'stalled' | 'waiting' | 'paused' | 'deleted';
 
 export interface AppStatusInput {
   entry: DesiredEntry;
@@ -24,6 +24,7 @@ export interface AppStatusInput {
   url?: string;
 }
 
+/** Failures of a new version's containers; any other recorded failure is a build's (BuildFailed, DockerfileNotFound…). */
 const FAILED_ROLLOUT = new Set(['ContainerExited', 'HealthCheckTimeout', 'RolloutFailed']);
 
 export function appStatus(input: AppStatusInput): AppStatus {
@@ -45,7 +46,9 @@ export function appStatus(input: AppStatusInput): AppStatus {
   let stalled: ConditionInput | undefined = manifestProblemCondition(entry);
   if (!stalled && failed) {
     const why = ctx.facts.failedReason;
-    stalled = { type: 'Stalled', status: 'True', reason: 'RolloutFailed', message: `${why?.message ?? 'the new version failed'}; ${serving.length > 0 ? 'the previous version keeps serving; ' : ''}change the spec or run berth retry ${ctx.name}` };
+    const reason = why && !FAILED_ROLLOUT.has(why.reason) ? why.reason : 'RolloutFailed';
+    const next = reason === 'RolloutFailed' ? `change the spec or run berth retry ${ctx.name}` : `push a new commit or run berth retry ${ctx.name}`;
+    stalled = { type: 'Stalled', status: 'True', reason, message: `${why?.message ?? 'the new version failed'}; ${serving.length > 0 ? 'the previous version keeps serving; ' : ''}${next}` };
   }
   if (!stalled && planStalled) stalled = { type: 'Stalled', status: 'True', reason: planStalled.reason, message: planStalled.message };
   if (!stalled && ctx.lastError && (ctx.lastError.kind === 'stalled' || ctx.lastError.reason === 'Conflict') && machine.state !== 'ready') {
@@ -64,8 +67,9 @@ export function appStatus(input: AppStatusInput): AppStatus {
       ? { type: 'Ready', status: 'False', reason: 'ScaledToZero', message: 'replicas is 0: no container runs' }
       : { type: 'Ready', status: 'True', reason: 'Sleeping', message: 'asleep; the next request wakes it' };
   } else {
-    const reason = stalled?.reason ?? ctx.lastError?.reason ?? (phase === 'Waking' ? 'Waking' : phase === 'Pending' ? 'Pending' : 'Deploying');
-    const message = stalled?.message ?? ctx.lastError?.message ?? (ctx.work ? `${ctx.work.phase.toLowerCase()}: ${ctx.work.step}` : 'starting');
+    const waiting = ctx.plan?.kind === 'waiting' ? ctx.plan : undefined;
+    const reason = stalled?.reason ?? ctx.lastError?.reason ?? waiting?.reason ?? (['Waking', 'Pending', 'Building'].includes(phase) ? phase : 'Deploying');
+    const message = stalled?.message ?? ctx.lastError?.message ?? waiting?.message ?? (ctx.work ? `${ctx.work.phase.toLowerCase()}: ${ctx.work.step}` : 'starting');
     ready = { type: 'Ready', status: 'False', reason, message };
   }
 
@@ -111,7 +115,9 @@ function phaseOf(input: AppStatusInput, serving: boolean, failed: boolean, stall
       return serving ? 'Degraded' : 'Failed';
     case 'stalled':
       if (serving) return 'Degraded';
-      return stalled && FAILED_ROLLOUT.has(stalled.reason) ? 'Failed' : 'Stalled';
+      return stalled && (FAILED_ROLLOUT.has(stalled.reason) || failed) ? 'Failed' : 'Stalled';
+    case 'waiting':
+      return ctx.desired?.app.spec.build ? 'Building' : 'Pending';
     case 'deleted':
       return 'Deleting';
     default:
@@ -122,11 +128,19 @@ function phaseOf(input: AppStatusInput, serving: boolean, failed: boolean, stall
 function imageCondition(input: AppStatusInput): ConditionInput {
   const ctx = input.machine!.context;
   const ref = ctx.desired?.image;
-  if (ref === undefined) return { type: 'ImageReady', status: 'False', reason: 'ImageNotBuilt', message: 'waiting for a build' };
+  if (ref === undefined) {
+    const w = ctx.plan?.kind === 'waiting' ? ctx.plan : undefined;
+    return { type: 'ImageReady', status: 'False', reason: w?.reason ?? 'WaitingForRevision', message: w?.message ?? 'waiting for the revision to build' };
+  }
+  const why = ctx.facts.failedReason;
+  if (why && !FAILED_ROLLOUT.has(why.reason) && ctx.desired && ctx.facts.failedHash === containerSpecFor(ctx.config, ctx.desired, 0).hash) {
+    return { type: 'ImageReady', status: 'False', reason: why.reason, message: why.message };
+  }
   if (ctx.observed?.image) return { type: 'ImageReady', status: 'True', reason: 'Present', message: `${ref} is present (${ctx.observed.image.id.replace(/^sha256:/, '').slice(0, 12)})` };
   const err = ctx.lastError;
   if (err && ['ImagePullFailed', 'InvalidImageName', 'ImageNotFound'].includes(err.reason)) return { type: 'ImageReady', status: 'False', reason: err.reason, message: err.message };
   if (ctx.work?.step.includes('pullImage')) return { type: 'ImageReady', status: 'False', reason: 'Pulling', message: `pulling ${ref}` };
+  if (ctx.work?.step.includes('buildImage')) return { type: 'ImageReady', status: 'False', reason: 'Building', message: `building ${ref}` };
   return { type: 'ImageReady', status: 'False', reason: 'NotPresent', message: `${ref} is not present yet` };
 }
 

@@ -99,6 +99,7 @@ export const appMachine = setup({
     serving: ({ context }) => context.plan?.kind === 'converged' && context.plan.serving,
     notServing: ({ context }) => context.plan?.kind === 'converged' && !context.plan.serving,
     stalledPlan: ({ context }) => context.plan?.kind === 'stalled',
+    waitingPlan: ({ context }) => context.plan?.kind === 'waiting',
     paused: ({ context }) => context.plan?.kind === 'paused',
     deleted: ({ context }) => context.plan?.kind === 'deleted',
     stalledError: ({ context }) => context.lastError?.kind === 'stalled',
@@ -123,7 +124,9 @@ export const appMachine = setup({
         facts = { ...facts, activeHash: r.promoted, history: pushHistory(facts.history, { ...revisionOf(context.desired), at, result: 'Succeeded' }) };
       }
       if (r.rolloutFailed) {
-        const result = facts.activeHash !== undefined && facts.activeHash !== r.rolloutFailed.hash ? 'RolledBack' : 'Failed';
+        // A new version whose containers failed was rolled back; a failed build never ran.
+        const rolledBack = facts.activeHash !== undefined && facts.activeHash !== r.rolloutFailed.hash && ['ContainerExited', 'HealthCheckTimeout'].includes(r.rolloutFailed.reason);
+        const result = rolledBack ? 'RolledBack' : 'Failed';
         facts = {
           ...facts,
           failedHash: r.rolloutFailed.hash,
@@ -216,6 +219,7 @@ export const appMachine = setup({
         { guard: 'serving', target: 'ready' },
         { guard: 'notServing', target: 'sleeping' },
         { guard: 'stalledPlan', target: 'stalled' },
+        { guard: 'waitingPlan', target: 'waiting' },
         { guard: 'paused', target: 'paused' },
         { guard: 'deleted', target: 'deleted' },
       ],
@@ -253,6 +257,10 @@ export const appMachine = setup({
       on: { reconcile: 'observing' },
     },
     stalled: {
+      on: { reconcile: 'observing' },
+    },
+    // Waiting for an input (a build revision) that arrives as a spec change.
+    waiting: {
       on: { reconcile: 'observing' },
     },
     paused: {},

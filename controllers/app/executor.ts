@@ -3,6 +3,7 @@
 // simply planned again from what the world then looks like.
 import type { ContainerRuntime, ContainerDetails } from '../ports/container-runtime.js';
 import type { HealthProber } from '../ports/health-prober.js';
+import type { ImageBuilderPort } from '../ports/image-builder.js';
 import type { Clock } from '../ports/clock.js';
 import { BerthError, isBerthError } from '../ports/errors.js';
 import { isOwned } from '../../src/api/labels.js';
@@ -16,6 +17,8 @@ export interface ExecutorDeps {
   config: PlanConfig;
   /** Resolves after ms, or rejects when the signal aborts. */
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** For apps built from source; absent where nothing is built. */
+  builder?: ImageBuilderPort;
 }
 
 export interface ExecEvent {
@@ -53,6 +56,20 @@ export async function execute(actions: Action[], desired: AppDesired | undefined
         await runtime.pullImage(a.ref, signal);
         note('ImagePulled', `pulled ${a.ref}`);
         break;
+      case 'buildImage': {
+        if (!deps.builder) throw new BerthError('stalled', 'BuildUnavailable', 'this berth cannot build images');
+        try {
+          await deps.builder.build(a.build, signal);
+        } catch (e) {
+          // A failing build will fail the same way again: the last good version keeps serving.
+          if (!isBerthError(e) || e.kind !== 'stalled') throw e;
+          result.rolloutFailed = { hash: a.hash, reason: e.reason, message: e.message };
+          note(e.reason, e.message, 'Warning');
+          return result;
+        }
+        note('Built', `built ${a.build.image} from ${'git' in a.build.source ? `commit ${a.build.revision.slice(0, 12)}` : `${a.build.source.path} (content ${a.build.revision.slice(0, 12)})`}`);
+        break;
+      }
       case 'createContainer':
         await createOrAdopt(runtime, a.spec, config.instance, signal);
         note(a.because.reason, a.because.message, a.because.reason === 'ContainerMissing' ? 'Warning' : 'Normal');

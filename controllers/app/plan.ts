@@ -45,7 +45,7 @@ export function plan(input: PlanInput): Plan {
   }
   if (setup.length > 0) return { kind: 'act', phase: 'Deploying', actions: setup };
 
-  if (desired.image === undefined) return { kind: 'stalled', reason: 'ImageNotBuilt', message: 'waiting for a build of this app' };
+  if (desired.image === undefined) return { kind: 'waiting', ...(desired.waiting ?? { reason: 'WaitingForRevision', message: 'waiting for the revision to build' }) };
   const { hash } = containerSpecFor(config, desired, 0);
   if (input.facts.failedHash === hash) return keepLastGood(input, hash);
   if (spec.replicas === 0) return stopAll(input, hash, { reason: 'ScaledToZero', message: 'replicas is 0' });
@@ -62,7 +62,11 @@ function rollout(input: PlanInput, desired: AppDesired, hash: string): Plan {
   const phase = 'Deploying';
 
   // Waking or first start needs the image before anything else.
-  if (!observed.image) return { kind: 'act', phase, actions: [{ type: 'pullImage', ref: desired.image! }] };
+  if (!observed.image) {
+    return desired.build
+      ? { kind: 'act', phase: 'Building', actions: [{ type: 'buildImage', build: desired.build, hash }] }
+      : { kind: 'act', phase, actions: [{ type: 'pullImage', ref: desired.image! }] };
+  }
 
   if (spec.deploy.strategy === 'recreate' && old.length > 0 && cur.length < spec.replicas) {
     return { kind: 'act', phase, actions: old.flatMap((c) => retire(c, spec.deploy.stopTimeoutSeconds, { reason: 'Replacing', message: `recreate: stopping ${c.name} before starting the new version` })) };

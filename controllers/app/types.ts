@@ -3,6 +3,7 @@
 import type { App } from '../../src/api/types.generated.js';
 import type { Problem } from '../../src/manifests/loader.js';
 import type { ContainerSpec, ContainerSummary, ImageInfo } from '../ports/container-runtime.js';
+import type { BuildSpec } from '../ports/image-builder.js';
 
 /** The App as the controller must realise it. */
 export interface AppDesired {
@@ -16,6 +17,10 @@ export interface AppDesired {
   image: string | undefined;
   /** Built apps: the commit (or content hash) the image comes from. */
   revision?: string;
+  /** Built apps: how to build `image` when it is not present. */
+  build?: BuildSpec;
+  /** Built apps whose revision is not known yet: what it waits for. */
+  waiting?: { reason: string; message: string };
   /** Values of spec.secretEnv (and nothing else); missing names listed apart. */
   secrets: Record<string, string>;
   missingSecrets: string[];
@@ -69,6 +74,7 @@ export type Action =
   | { type: 'ensureNetwork' }
   | { type: 'ensureVolume'; volume: string; reclaimPolicy: 'Retain' | 'Delete' }
   | { type: 'pullImage'; ref: string }
+  | { type: 'buildImage'; build: BuildSpec; hash: string }
   | { type: 'createContainer'; spec: ContainerSpec; because: Because }
   | { type: 'startContainer'; container: string; because: Because }
   | { type: 'connectNetwork'; container: string; aliases: string[]; because: Because }
@@ -80,7 +86,7 @@ export type Action =
   | { type: 'removeVolume'; volume: string };
 
 /** What a phase of work is called in the status while it runs. */
-export type WorkPhase = 'Deploying' | 'Waking' | 'Deleting' | 'Sleeping';
+export type WorkPhase = 'Building' | 'Deploying' | 'Waking' | 'Deleting' | 'Sleeping';
 
 export type Plan =
   | { kind: 'act'; phase: WorkPhase; actions: Action[] }
@@ -88,5 +94,7 @@ export type Plan =
   | { kind: 'converged'; serving: boolean }
   /** Cannot make progress until the spec changes or a retry is asked. */
   | { kind: 'stalled'; reason: string; message: string }
+  /** Waits for an input another part of berth provides (a build revision); not a failure. */
+  | { kind: 'waiting'; reason: string; message: string }
   | { kind: 'paused' }
   | { kind: 'deleted' };

@@ -6,7 +6,7 @@ import type { DesiredChange, DesiredEntry, DesiredStore } from '../desired/desir
 import type { StatusWriter } from '../status/status-writer.js';
 import type { StateStore } from '../state/state-store.js';
 import type { Logger } from '../util/logger.js';
-import type { App, AppStatus, AppStatusFile, Condition, GitRepositoryStatusFile, StatusEvent } from '../api/types.generated.js';
+import type { App, AppStatus, AppStatusFile, Condition, StatusEvent } from '../api/types.generated.js';
 import type { ContainerRuntime } from '../../controllers/ports/container-runtime.js';
 import type { AppFacts } from '../../controllers/app/app.machine.js';
 import type { AppDesired } from '../../controllers/app/types.js';
@@ -14,6 +14,8 @@ import { pendingStatus } from '../../controllers/app/pending-status.js';
 import { LABEL_APP, ownerLabels } from '../api/labels.js';
 import { AppRunner, type AppRunnerDeps } from './app-runner.js';
 import type { StatusExtras } from './traffic.js';
+import type { Revisions } from './revisions.js';
+import type { Repositories } from './repositories.js';
 
 export interface ControllerManagerOptions {
   status: StatusWriter;
@@ -27,6 +29,10 @@ export interface ControllerManagerOptions {
   onAppChange?: (name: string) => void;
   /** Parts of an app's status owned by routing and certificates. */
   statusExtras?: (name: string) => StatusExtras | undefined;
+  /** Revisions of built apps (git commits, context hashes). */
+  revisions?: Revisions;
+  /** GitRepository controllers. */
+  repositories?: Repositories;
 }
 
 const STATUS_DIR = { App: 'apps', GitRepository: 'gitrepositories' } as const;
@@ -40,7 +46,7 @@ interface PreviousStatus {
 
 export class ControllerManager {
   private readonly runners = new Map<string, AppRunner>();
-  private readonly docs = new Map<string, AppStatusFile | GitRepositoryStatusFile>();
+  private readonly docs = new Map<string, AppStatusFile>();
   private readonly previous = new Map<string, PreviousStatus>();
   private readonly pendingReconcile = new Map<string, NodeJS.Timeout>();
   private started = false;
@@ -63,9 +69,13 @@ export class ControllerManager {
   /** Desired state changed (before start: only recorded; start() takes it from the store). */
   apply(changes: DesiredChange[]): void {
     if (!this.started) return;
+    // Problems in synced files show in their repository's status.
+    if (changes.length > 0) this.opts.repositories?.refresh();
     for (const c of changes) {
       if (c.kind === 'App') this.applyApp(c.name, c.entry);
-      else if (c.kind === 'GitRepository') this.renderRepository(c.name, c.entry);
+      else if (c.kind === 'GitRepository') void this.opts.repositories?.apply(c.name, c.entry);
+      // A new revision of a built app changes that app's desired state.
+      else if (c.kind === 'AppRevision') this.reapply(c.name);
     }
   }
 
@@ -76,7 +86,7 @@ export class ControllerManager {
   async start(): Promise<void> {
     this.started = true;
     for (const e of this.opts.desired.list('App')) this.applyApp(e.name, e);
-    for (const e of this.opts.desired.list('GitRepository')) this.renderRepository(e.name, e);
+    for (const e of this.opts.desired.list('GitRepository')) await this.opts.repositories?.apply(e.name, e);
     this.opts.runtime.watchEvents(
       ownerLabels(this.opts.deps.config.instance),
       (ev) => {
@@ -105,7 +115,23 @@ export class ControllerManager {
     }, EVENT_DEBOUNCE_MS));
   }
 
-  send(name: string, event: { type: 'retry' } | { type: 'wake' } | { type: 'idle' }): boolean {
+  /** The app's desired state changed for a reason outside its manifest (revision, secrets). */
+  reapply(name: string): void {
+    const entry = this.opts.desired.get('App', name);
+    if (entry && this.runners.has(name)) this.applyApp(name, entry);
+  }
+
+  /** berth retry: forget a failed rollout or build and look again (re-reading a path build's context). */
+  retry(name: string): boolean {
+    this.opts.revisions?.forget(name);
+    const r = this.runners.get(name);
+    if (!r) return false;
+    r.actor.send({ type: 'retry' });
+    this.reapply(name);
+    return true;
+  }
+
+  send(name: string, event: { type: 'wake' } | { type: 'idle' }): boolean {
     const r = this.runners.get(name);
     r?.actor.send(event);
     return r !== undefined;
@@ -154,7 +180,8 @@ export class ControllerManager {
       if (own[k] !== undefined) secrets[k] = own[k];
       else missingSecrets.push(k);
     }
-    return { name: entry.name, generation: entry.generation, app, problems: entry.problems, image: app.spec.image, secrets, missingSecrets };
+    const built = app.spec.build && this.opts.revisions ? this.opts.revisions.resolve(entry) : { image: app.spec.image };
+    return { name: entry.name, generation: entry.generation, app, problems: entry.problems, secrets, missingSecrets, ...built, image: built.image };
   }
 
   private applyApp(name: string, entry: DesiredEntry | undefined): void {
@@ -162,9 +189,11 @@ export class ControllerManager {
     const runner = this.runners.get(name);
     const desired = entry ? this.desiredFor(entry) : undefined;
     if (runner) {
-      runner.actor.send({ type: 'spec.changed', desired });
       if (!entry) this.entries.delete(name);
       else this.entries.set(name, entry);
+      // A spec change aborts in-flight work (even a build): only send one when what the
+      // controller acts on changed; a new manifest problem only needs the status redrawn.
+      if (actsOn(desired) !== actsOn(runner.context.desired)) runner.actor.send({ type: 'spec.changed', desired });
       this.render(name);
       return;
     }
@@ -235,7 +264,7 @@ export class ControllerManager {
     const entry = this.entries.get(name);
     const runner = this.runners.get(name);
     if (!entry || !runner) return;
-    const last = this.docs.get(rel) as AppStatusFile | undefined;
+    const last = this.docs.get(rel);
     const previous = last ? last.status : this.previous.get(rel);
     // After a restart, the file on disk says more than "not observed yet": keep it until the first look.
     if (!last && previous && !runner.context.observed) return;
@@ -247,26 +276,9 @@ export class ControllerManager {
 
   private renderPending(name: string, entry: DesiredEntry): void {
     const rel = `apps/${name}.yaml`;
-    const previous = (this.docs.get(rel) as AppStatusFile | undefined)?.status ?? this.previous.get(rel);
+    const previous = (this.docs.get(rel))?.status ?? this.previous.get(rel);
     const status = pendingStatus(entry, previous?.conditions, new Date().toISOString());
     const doc: AppStatusFile = { apiVersion: 'berth.dev/v1alpha1', kind: 'App', metadata: { name, generation: entry.generation, file: entry.file }, status };
-    this.docs.set(rel, doc);
-    void this.opts.status.write(rel, doc);
-  }
-
-  private renderRepository(name: string, entry: DesiredEntry | undefined): void {
-    const rel = `gitrepositories/${name}.yaml`;
-    if (!entry) {
-      this.docs.delete(rel);
-      void this.opts.status.remove(rel);
-      return;
-    }
-    const previous = this.docs.get(rel)?.status ?? this.previous.get(rel);
-    const status = pendingStatus(entry, previous?.conditions, new Date().toISOString());
-    const doc: GitRepositoryStatusFile = {
-      apiVersion: 'berth.dev/v1alpha1', kind: 'GitRepository', metadata: { name, generation: entry.generation, file: entry.file },
-      status: { ...status, phase: status.phase === 'Stalled' ? 'Stalled' : 'Pending' },
-    };
     this.docs.set(rel, doc);
     void this.opts.status.write(rel, doc);
   }
@@ -302,4 +314,11 @@ export class ControllerManager {
     for (const d of this.appStatuses()) counts[d.status.phase] = (counts[d.status.phase] ?? 0) + 1;
     return counts;
   }
+}
+
+/** The part of the desired state a controller acts on (problems only show in the status). */
+function actsOn(d: AppDesired | undefined): string {
+  if (!d) return '';
+  const { problems: _p, ...rest } = d;
+  return JSON.stringify(rest);
 }

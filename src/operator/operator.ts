@@ -22,6 +22,12 @@ import { abortableSleep } from '../util/sleep.js';
 import { renderMetrics } from './metrics.js';
 import { boundAddress } from './bound-address.js';
 import { Traffic } from './traffic.js';
+import { BuildService } from './build-service.js';
+import { Revisions } from './revisions.js';
+import { Repositories } from './repositories.js';
+import { createWebhook, WEBHOOK_PATH } from './webhook.js';
+import { CliGitSource } from '../git/git-source.js';
+import type { App } from '../api/types.generated.js';
 import { loadKeyRing, readAllSecrets, watchSecrets } from '../secrets/secret-store.js';
 import { registerSecretValue } from '../util/logger.js';
 
@@ -43,19 +49,27 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   const runtime = DockerContainerRuntime.fromDockerHost(config.docker);
   // Host-path roots are compared with resolved paths, so resolve the roots too.
   const allowHostPath = await Promise.all(config.allowHostPath.map((p) => realpath(p).catch(() => p)));
-  // The traffic layer needs the manager and the manager reports to it: wired after both exist.
-  const late: { traffic?: Traffic } = {};
+  const git = new CliGitSource();
+  const builds = new BuildService({
+    runtime, git, state, stateDir: config.state, instance: config.instance, concurrency: config.buildConcurrency, log: log.child({ component: 'builds' }),
+    keepImages: (app) => (desired.get('App', app)?.object as App | undefined)?.spec.build?.keepImages ?? 2,
+  });
+  // The traffic layer and the manager report to each other: wired after both exist.
+  const late: { traffic?: Traffic; manager?: ControllerManager } = {};
+  const revisions = new Revisions({ git, manifestsDir: config.manifests, desired, log: log.child({ component: 'revisions' }), onChange: (app) => late.manager?.reapply(app) });
+  const previousStatus = (rel: string) => readPrevious(config.status, rel);
+  const repositories = new Repositories({ git, manifestsDir: config.manifests, stateDir: config.state, desired, status, clock: systemClock, log: log.child({ component: 'repositories' }), previousStatus });
   const manager = new ControllerManager({
-    status, desired, state, runtime, log: log.child({ component: 'controllers' }),
+    status, desired, state, runtime, log: log.child({ component: 'controllers' }), revisions, repositories, previousStatus,
     onAppChange: (name) => late.traffic?.appChanged(name),
     statusExtras: (name) => late.traffic?.extras(name),
-    previousStatus: (rel) => readPrevious(config.status, rel),
     deps: {
-      runtime, prober: healthProber, clock: systemClock, sleep: abortableSleep,
+      runtime, prober: healthProber, clock: systemClock, sleep: abortableSleep, builder: builds,
       config: { instance: config.instance, network: config.instance, allowHostPath },
       resyncMs: config.resyncMs, random: Math.random, log: log.child({ component: 'apps' }),
     },
   });
+  late.manager = manager;
   await manager.loadPrevious();
 
   const ring = (await loadKeyRing(config.state, process.env, true))!;
@@ -68,6 +82,12 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   await loadSecrets();
   const traffic = await Traffic.start(config, manager, desired, state, log.child({ component: 'traffic' }));
   late.traffic = traffic;
+  const webhook = createWebhook({
+    secret: config.webhookSecret, desired, state, revisions, repositories, log: log.child({ component: 'webhook' }),
+    onDelivery: () => writeOperatorStatus(),
+  });
+  traffic.proxy.addReservedHandler(WEBHOOK_PATH, (req, res) => webhook(req, res));
+  builds.queue.onChange(() => writeOperatorStatus());
   const secretsWatcher = watchSecrets(config.state, () => {
     void loadSecrets().catch((e: unknown) => log.error({ err: e }, 'cannot reload secrets'));
   });
@@ -101,7 +121,12 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
         send(res, s ? 200 : 404, s ?? { error: `no app named ${JSON.stringify(name)}` });
       },
     },
-    post: {},
+    post: {
+      '/api/v1/apps/:name/retry': (_req, res, { name }) => {
+        const ok = manager.retry(name!);
+        send(res, ok ? 202 : 404, ok ? { retrying: name } : { error: `no app named ${JSON.stringify(name)}` });
+      },
+    },
   });
 
   function writeOperatorStatus(): void {
@@ -121,6 +146,8 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
           ...(manager.docker.lastError && !manager.docker.connected ? { lastError: manager.docker.lastError } : {}),
         },
         apps: manager.phaseCounts(),
+        buildQueue: buildQueueStatus(builds),
+        webhook: { configured: config.webhookSecret !== undefined, deliveries: webhook.deliveries().slice(-20) },
         manifests: {
           folder: config.manifests,
           files: watcher.current().size,
@@ -150,11 +177,23 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
       await watcher.close();
       await traffic.stop();
       await manager.stop();
+      repositories.stop();
+      revisions.stop();
+      await builds.stop();
       await new Promise<void>((resolve) => admin.close(() => resolve()));
       admin.closeAllConnections();
       await status.idle();
       await state.flush();
     },
+  };
+}
+
+function buildQueueStatus(builds: BuildService): NonNullable<OperatorStatusFile['status']['buildQueue']> {
+  const q = builds.snapshot();
+  return {
+    running: q.running.map((r) => ({ app: r.app, revision: r.revision, startedAt: r.startedAt })),
+    queued: q.queued.map((r) => ({ app: r.app, revision: r.revision, since: r.enqueuedAt })),
+    ...(q.queued[0]?.waiting ? { waitingReason: `${q.queued[0].waiting.reason}: ${q.queued[0].waiting.message}` } : {}),
   };
 }
 
