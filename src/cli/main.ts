@@ -6,11 +6,18 @@ import { applyCommand } from './commands/apply.js';
 import { deleteCommand } from './commands/delete.js';
 import { secretCommand } from './commands/secret.js';
 import { caCommand } from './commands/ca.js';
+import { logsCommand } from './commands/logs.js';
+import { historyCommand } from './commands/history.js';
+import { rollbackCommand } from './commands/rollback.js';
+import { retryCommand } from './commands/retry.js';
 import { packageVersion } from '../util/package-root.js';
 import { UsageError } from '../config/config.js';
 import { EXIT_FAILED, EXIT_USAGE, type Command } from './command.js';
 
-const COMMANDS: Command[] = [runCommand, validateCommand, statusCommand, applyCommand, deleteCommand, secretCommand, caCommand];
+const COMMANDS: Command[] = [
+  runCommand, validateCommand, statusCommand, applyCommand, deleteCommand, logsCommand, historyCommand,
+  rollbackCommand, retryCommand, secretCommand, caCommand,
+];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n');

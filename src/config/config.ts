@@ -99,12 +99,21 @@ export function parseAddress(flag: string, text: string): Address {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-export function runConfig(values: Values, env: NodeJS.ProcessEnv = process.env): RunConfig {
-  const files = filesConfig(values, env);
+export function engineConfig(values: Values, env: NodeJS.ProcessEnv = process.env): { docker: string | undefined; instance: string } {
   const instance = get(values, 'instance', env)!;
   if (!/^[a-z][a-z0-9-]{0,19}$/.test(instance)) {
     throw new UsageError(`--instance must be 1-20 lower-case letters, digits or "-", starting with a letter (got ${JSON.stringify(instance)})`);
   }
+  return { docker: get(values, 'docker', env), instance };
+}
+
+export function adminConfig(values: Values, env: NodeJS.ProcessEnv = process.env): { admin: Address; adminToken: string | undefined } {
+  return { admin: parseAddress('admin', get(values, 'admin', env)!), adminToken: env.BERTH_ADMIN_TOKEN || undefined };
+}
+
+export function runConfig(values: Values, env: NodeJS.ProcessEnv = process.env): RunConfig {
+  const files = filesConfig(values, env);
+  const { instance, docker } = engineConfig(values, env);
   const concurrency = Number(get(values, 'build-concurrency', env));
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 16) {
     throw new UsageError('--build-concurrency must be a whole number from 1 to 16');
@@ -117,8 +126,7 @@ export function runConfig(values: Values, env: NodeJS.ProcessEnv = process.env):
   }
   if (resyncMs < 1000) throw new UsageError('--resync must be at least 1s');
   const email = get(values, 'acme-email', env);
-  const admin = parseAddress('admin', get(values, 'admin', env)!);
-  const adminToken = env.BERTH_ADMIN_TOKEN || undefined;
+  const { admin, adminToken } = adminConfig(values, env);
   if (!isLoopback(admin.host) && !adminToken) {
     throw new UsageError(`--admin ${admin.host} is not a loopback address: set BERTH_ADMIN_TOKEN so the admin API is not open to the network`);
   }
@@ -127,7 +135,7 @@ export function runConfig(values: Values, env: NodeJS.ProcessEnv = process.env):
     http: parseAddress('http', get(values, 'http', env)!),
     https: parseAddress('https', get(values, 'https', env)!),
     admin,
-    docker: get(values, 'docker', env),
+    docker,
     instance,
     buildConcurrency: concurrency,
     acme: email ? { email, directory: get(values, 'acme-directory', env)!, caBundle: get(values, 'acme-ca-bundle', env) } : undefined,

@@ -9,9 +9,10 @@ import { BerthError } from '../../controllers/ports/errors.js';
 import type { AppRevision, AppRevisionSpec } from '../api/types.generated.js';
 import { atomicWrite } from '../util/atomic-write.js';
 import { listFiles } from '../git/git-source.js';
+import { WEBHOOK_DIR } from '../manifests/manifest-files.js';
 
-/** The folder (inside the watched folder) that berth owns. */
-export const WEBHOOK_DIR = '_webhook';
+export { WEBHOOK_DIR };
+
 const HEADER = '# written by berth; do not edit\n';
 const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 

@@ -11,7 +11,7 @@ Start the operator: watch the manifests, reconcile Docker, serve the proxy.
 Secrets come only from the environment: BERTH_ADMIN_TOKEN, BERTH_WEBHOOK_SECRET, BERTH_SECRET_KEY.
 
 Options:
-${optionHelp(['files', 'run'])}
+${optionHelp(['files', 'engine', 'admin', 'run'])}
 `;
 
 export const runCommand: Command = {
@@ -19,7 +19,7 @@ export const runCommand: Command = {
   summary: 'start the operator',
   usage,
   async run(argv) {
-    const { values } = parseCommand(argv, ['files', 'run']);
+    const { values } = parseCommand(argv, ['files', 'engine', 'admin', 'run']);
     if (values.help) {
       process.stdout.write(usage);
       return 0;
