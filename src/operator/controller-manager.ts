@@ -53,6 +53,9 @@ export class ControllerManager {
   private secrets: Record<string, Record<string, string>> = {};
   private readonly events = new AbortController();
   docker: { connected: boolean; since?: string; lastError?: string } = { connected: false };
+  /** Counters for /metrics: reconciles by outcome, errors by reason. */
+  readonly counters = { reconciles: new Map<string, number>(), errors: new Map<string, number>() };
+  private readonly lastState = new Map<string, string>();
 
   constructor(private readonly opts: ControllerManagerOptions) {}
 
@@ -104,6 +107,13 @@ export class ControllerManager {
     for (const t of this.pendingReconcile.values()) clearTimeout(t);
     for (const r of this.runners.values()) r.stop();
     await this.opts.status.idle();
+  }
+
+  /** The full resync: remove what belongs to vanished apps, and every app looks again. */
+  async resync(): Promise<string> {
+    await this.collectOrphans();
+    for (const name of this.runners.keys()) this.reconcileSoon(name);
+    return `resynced ${this.runners.size} app(s)`;
   }
 
   /** Ask one app to look again (level-triggered: it re-observes everything). */
@@ -224,7 +234,21 @@ export class ControllerManager {
     runner.start();
   }
 
+  private count(r: AppRunner): void {
+    const state = r.state;
+    const before = this.lastState.get(r.name);
+    if (state === before) return;
+    this.lastState.set(r.name, state);
+    const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+    if (state === 'ready' || state === 'sleeping') bump(this.counters.reconciles, 'converged');
+    else if (state === 'backoff') {
+      bump(this.counters.reconciles, 'error');
+      bump(this.counters.errors, r.context.lastError?.reason ?? 'Unknown');
+    } else if (state === 'stalled') bump(this.counters.reconciles, 'stalled');
+  }
+
   private changed(r: AppRunner): void {
+    this.count(r);
     if (r.done) {
       this.runners.delete(r.name);
       this.entries.delete(r.name);

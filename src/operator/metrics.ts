@@ -1,6 +1,7 @@
 // Prometheus text exposition of berth's own metrics.
 import type { ControllerManager } from './controller-manager.js';
 import type { Traffic } from './traffic.js';
+import type { BuildQueueSnapshot } from '../build/build-queue.js';
 
 type TrafficMetrics = ReturnType<Traffic['metrics']>;
 
@@ -8,7 +9,7 @@ function esc(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-export function renderMetrics(manager: ControllerManager, traffic: TrafficMetrics | undefined): string {
+export function renderMetrics(manager: ControllerManager, traffic: TrafficMetrics | undefined, builds?: BuildQueueSnapshot): string {
   const out: string[] = [];
   const family = (name: string, type: 'gauge' | 'counter', help: string, rows: [string, number][]) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -16,6 +17,12 @@ export function renderMetrics(manager: ControllerManager, traffic: TrafficMetric
   };
   family('berth_apps', 'gauge', 'Apps by phase.', Object.entries(manager.phaseCounts()).map(([p, n]) => [`{phase="${esc(p)}"}`, n]));
   family('berth_docker_connected', 'gauge', '1 when berth is connected to the Docker engine.', [['', manager.docker.connected ? 1 : 0]]);
+  family('berth_reconciles_total', 'counter', 'Reconcile passes by outcome (converged, error, stalled).', [...manager.counters.reconciles].map(([k, v]) => [`{result="${esc(k)}"}`, v]));
+  family('berth_reconcile_errors_total', 'counter', 'Reconcile errors (each starts a backoff), by reason.', [...manager.counters.errors].map(([k, v]) => [`{reason="${esc(k)}"}`, v]));
+  if (builds) {
+    family('berth_builds_running', 'gauge', 'Builds running now.', [['', builds.running.length]]);
+    family('berth_builds_queued', 'gauge', 'Builds waiting for the build slot.', [['', builds.queued.length]]);
+  }
   if (traffic) {
     const apps = Object.entries(traffic.proxy.apps);
     family('berth_http_requests_total', 'counter', 'Requests proxied, by app and status class.', apps.flatMap(([a, m]) => (['1xx', '2xx', '3xx', '4xx', '5xx'] as const).map((c) => [`{app="${esc(a)}",class="${c}"}`, m.requests[c]] as [string, number])));

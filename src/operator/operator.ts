@@ -28,6 +28,7 @@ import { Repositories } from './repositories.js';
 import { createWebhook, WEBHOOK_PATH } from './webhook.js';
 import { CliGitSource } from '../git/git-source.js';
 import type { App } from '../api/types.generated.js';
+import { Schedules, backupState } from './schedules.js';
 import { loadKeyRing, readAllSecrets, watchSecrets } from '../secrets/secret-store.js';
 import { registerSecretValue } from '../util/logger.js';
 
@@ -113,9 +114,10 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
       ok: true,
       body: { status: manager.docker.connected ? 'ok' : 'degraded', version: packageVersion, manifestsScanned: scanned, docker: manager.docker },
     }),
-    metrics: () => renderMetrics(manager, traffic.metrics()),
+    metrics: () => renderMetrics(manager, traffic.metrics(), builds.snapshot()),
     get: {
       '/api/v1/apps': (_req, res) => send(res, 200, manager.appStatuses()),
+      '/api/v1/operator': (_req, res) => send(res, 200, operatorDoc()),
       '/api/v1/apps/:name': (_req, res, { name }) => {
         const s = manager.appStatuses().find((a) => a.metadata.name === name);
         send(res, s ? 200 : 404, s ?? { error: `no app named ${JSON.stringify(name)}` });
@@ -130,7 +132,11 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   });
 
   function writeOperatorStatus(): void {
-    const doc: OperatorStatusFile = {
+    void status.write('operator.yaml', operatorDoc());
+  }
+
+  function operatorDoc(): OperatorStatusFile {
+    return {
       apiVersion: 'berth.dev/v1alpha1',
       kind: 'Operator',
       status: {
@@ -148,6 +154,7 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
         apps: manager.phaseCounts(),
         buildQueue: buildQueueStatus(builds),
         webhook: { configured: config.webhookSecret !== undefined, deliveries: webhook.deliveries().slice(-20) },
+        jobs: schedules.jobs(),
         manifests: {
           folder: config.manifests,
           files: watcher.current().size,
@@ -160,8 +167,30 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
         },
       },
     };
-    void status.write('operator.yaml', doc);
   }
+
+  const schedules = new Schedules(
+    [
+      {
+        name: 'full-resync', schedule: '17 */6 * * *',
+        run: async () => {
+          await watcher.rescan();
+          return manager.resync();
+        },
+      },
+      {
+        name: 'prune-images', schedule: '43 3 * * *',
+        run: async () => {
+          const built = desired.list('App').filter((e) => (e.object as App | undefined)?.spec.build).map((e) => e.name);
+          for (const app of built) await builds.prune(app);
+          return `pruned old images of ${built.length} built app(s)`;
+        },
+      },
+      { name: 'backup-state', schedule: '7 4 * * *', run: () => backupState(config.state) },
+    ],
+    log.child({ component: 'schedules' }),
+    () => writeOperatorStatus(),
+  );
 
   await watcher.start();
   scanned = true;
@@ -174,6 +203,7 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
     admin,
     async stop() {
       secretsWatcher.close();
+      await schedules.stop();
       await watcher.close();
       await traffic.stop();
       await manager.stop();
