@@ -29,7 +29,7 @@ const FAILED_ROLLOUT = new Set(['ContainerExited', 'HealthCheckTimeout', 'Rollou
 
 export function appStatus(input: AppStatusInput): AppStatus {
   const { entry, machine, now } = input;
-  if (!machine || !machine.context.observed) return withExtras(pendingStatus(entry, input.previousConditions, now), input);
+  if (!machine || !machine.context.observed) return withExtras(unobservedStatus(input), input);
   const ctx = machine.context;
   const d = ctx.desired;
   const spec = d?.app.spec;
@@ -153,6 +153,31 @@ function containerCondition(input: AppStatusInput, current: number, serving: num
   if (serving >= replicas && replicas > 0 && current >= replicas) return { type: 'ContainerReady', status: 'True', reason: 'Running', message: `${serving}/${replicas} running and healthy` };
   if (serving > 0) return { type: 'ContainerReady', status: 'True', reason: 'Running', message: `${serving} serving, ${running} running, ${replicas} wanted` };
   return { type: 'ContainerReady', status: 'False', reason: phase === 'Failed' ? 'NotRunning' : 'Starting', message: `${running} running, ${replicas} wanted` };
+}
+
+/**
+ * Not observed yet: Pending — unless looking failed (Docker unreachable, say): then Ready says
+ * so, with the error and the next retry, and the phase last reported is kept.
+ */
+function unobservedStatus(input: AppStatusInput): AppStatus {
+  const { entry, machine, now } = input;
+  const err = machine?.context.lastError;
+  if (!machine || !err || !entry.object) return pendingStatus(entry, input.previousConditions, now);
+  const ctx = machine.context;
+  const ready: ConditionInput = err.reason === 'DockerUnavailable'
+    ? { type: 'Ready', status: 'Unknown', reason: 'DockerUnavailable', message: `${err.message}; waiting for Docker, nothing is torn down` }
+    : { type: 'Ready', status: 'False', reason: err.reason, message: err.message };
+  const problem = manifestProblemCondition(entry);
+  const status: AppStatus = {
+    observedGeneration: ctx.desired?.generation ?? entry.generation,
+    phase: input.previousPhase ?? 'Pending',
+    conditions: mergeConditions(input.previousConditions, [ready, ...(problem ? [problem] : [])], now),
+    lastError: { reason: err.reason, message: err.message, at: err.at },
+  };
+  if (machine.state === 'backoff' && ctx.retryAt) status.retry = { attempt: ctx.attempt, nextAt: ctx.retryAt };
+  if (ctx.facts.history.length > 0) status.history = ctx.facts.history;
+  if (ctx.events.length > 0) status.events = ctx.events;
+  return status;
 }
 
 function withExtras(status: AppStatus, input: AppStatusInput): AppStatus {

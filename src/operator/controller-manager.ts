@@ -27,6 +27,8 @@ export interface ControllerManagerOptions {
   previousStatus: (rel: string) => Promise<unknown>;
   /** Called whenever an app's controller changed (status, serving containers). */
   onAppChange?: (name: string) => void;
+  /** Called when the connection to Docker is won or lost. */
+  onDockerChange?: (connected: boolean) => void;
   /** Parts of an app's status owned by routing and certificates. */
   statusExtras?: (name: string) => StatusExtras | undefined;
   /** Revisions of built apps (git commits, context hashes). */
@@ -162,6 +164,7 @@ export class ControllerManager {
     } else if (!connected && was) {
       this.opts.log.warn({ err: error }, 'lost the connection to Docker; apps keep running, berth waits for it');
     }
+    this.opts.onDockerChange?.(connected);
   }
 
   /** New secret values (from secrets.json): apps whose referenced values changed roll forward. */
@@ -290,8 +293,9 @@ export class ControllerManager {
     if (!entry || !runner) return;
     const last = this.docs.get(rel);
     const previous = last ? last.status : this.previous.get(rel);
-    // After a restart, the file on disk says more than "not observed yet": keep it until the first look.
-    if (!last && previous && !runner.context.observed) return;
+    // After a restart, the file on disk says more than "not observed yet": keep it until the first
+    // look — or until looking fails (Docker down), which the file must then say.
+    if (!last && previous && !runner.context.observed && !runner.context.lastError) return;
     const status = runner.status(entry, previous, this.opts.statusExtras?.(name));
     const doc: AppStatusFile = { apiVersion: 'berth.dev/v1alpha1', kind: 'App', metadata: { name, generation: entry.generation, file: entry.file }, status };
     this.docs.set(rel, doc);

@@ -55,6 +55,17 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
     runtime, git, state, stateDir: config.state, instance: config.instance, concurrency: config.buildConcurrency, log: log.child({ component: 'builds' }),
     keepImages: (app) => (desired.get('App', app)?.object as App | undefined)?.spec.build?.keepImages ?? 2,
   });
+  // operator.yaml follows Docker's connection and the apps' phases (written at most every 100 ms,
+  // and only once everything it names exists).
+  let live = false;
+  let operatorTimer: NodeJS.Timeout | undefined;
+  const operatorStatusSoon = (): void => {
+    if (!live || operatorTimer) return;
+    operatorTimer = setTimeout(() => {
+      operatorTimer = undefined;
+      writeOperatorStatus();
+    }, 100);
+  };
   // The traffic layer and the manager report to each other: wired after both exist.
   const late: { traffic?: Traffic; manager?: ControllerManager } = {};
   const revisions = new Revisions({ git, manifestsDir: config.manifests, desired, log: log.child({ component: 'revisions' }), onChange: (app) => late.manager?.reapply(app) });
@@ -62,7 +73,11 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   const repositories = new Repositories({ git, manifestsDir: config.manifests, stateDir: config.state, desired, status, clock: systemClock, log: log.child({ component: 'repositories' }), previousStatus });
   const manager = new ControllerManager({
     status, desired, state, runtime, log: log.child({ component: 'controllers' }), revisions, repositories, previousStatus,
-    onAppChange: (name) => late.traffic?.appChanged(name),
+    onAppChange: (name) => {
+      late.traffic?.appChanged(name);
+      operatorStatusSoon();
+    },
+    onDockerChange: operatorStatusSoon,
     statusExtras: (name) => late.traffic?.extras(name),
     deps: {
       runtime, prober: healthProber, clock: systemClock, sleep: abortableSleep, builder: builds,
@@ -196,12 +211,15 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   scanned = true;
   await manager.start();
   await traffic.desiredChanged();
+  live = true;
   writeOperatorStatus();
   log.info({ manifests: config.manifests, status: config.status, admin: boundAddress(admin) }, 'berth is running');
 
   return {
     admin,
     async stop() {
+      live = false;
+      clearTimeout(operatorTimer);
       secretsWatcher.close();
       await schedules.stop();
       await watcher.close();
