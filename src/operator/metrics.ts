@@ -9,7 +9,7 @@ function esc(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-export function renderMetrics(manager: ControllerManager, traffic: TrafficMetrics | undefined, builds?: BuildQueueSnapshot): string {
+export function renderMetrics(manager: ControllerManager, traffic: TrafficMetrics | undefined, builds?: BuildQueueSnapshot, dockerCalls?: ReadonlyMap<string, number>): string {
   const out: string[] = [];
   const family = (name: string, type: 'gauge' | 'counter', help: string, rows: [string, number][]) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -19,6 +19,7 @@ export function renderMetrics(manager: ControllerManager, traffic: TrafficMetric
   family('berth_docker_connected', 'gauge', '1 when berth is connected to the Docker engine.', [['', manager.docker.connected ? 1 : 0]]);
   family('berth_reconciles_total', 'counter', 'Reconcile passes by outcome (converged, error, stalled).', [...manager.counters.reconciles].map(([k, v]) => [`{result="${esc(k)}"}`, v]));
   family('berth_reconcile_errors_total', 'counter', 'Reconcile errors (each starts a backoff), by reason.', [...manager.counters.errors].map(([k, v]) => [`{reason="${esc(k)}"}`, v]));
+  if (dockerCalls) family('berth_docker_calls_total', 'counter', 'Docker API calls by method.', [...dockerCalls].map(([m, n]) => [`{method="${esc(m)}"}`, n]));
   if (builds) {
     family('berth_builds_running', 'gauge', 'Builds running now.', [['', builds.running.length]]);
     family('berth_builds_queued', 'gauge', 'Builds waiting for the build slot.', [['', builds.queued.length]]);

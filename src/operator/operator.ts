@@ -16,6 +16,7 @@ import { packageVersion } from '../util/package-root.js';
 import { ControllerManager } from './controller-manager.js';
 import type { OperatorStatusFile } from '../api/types.generated.js';
 import { DockerContainerRuntime } from '../docker/docker-container-runtime.js';
+import { countingRuntime } from '../docker/counting-runtime.js';
 import { healthProber } from '../health/health-prober.js';
 import { systemClock } from '../../controllers/ports/clock.js';
 import { abortableSleep } from '../util/sleep.js';
@@ -47,7 +48,8 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   const state = await StateStore.open({ dir: config.state, log: log.child({ component: 'state' }) });
   const status = new StatusWriter(config.status, log.child({ component: 'status' }));
   const desired = new DesiredStore(state);
-  const runtime = DockerContainerRuntime.fromDockerHost(config.docker);
+  const dockerCalls = new Map<string, number>();
+  const runtime = countingRuntime(DockerContainerRuntime.fromDockerHost(config.docker), dockerCalls);
   // Host-path roots are compared with resolved paths, so resolve the roots too.
   const allowHostPath = await Promise.all(config.allowHostPath.map((p) => realpath(p).catch(() => p)));
   const git = new CliGitSource();
@@ -129,7 +131,7 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
       ok: true,
       body: { status: manager.docker.connected ? 'ok' : 'degraded', version: packageVersion, manifestsScanned: scanned, docker: manager.docker },
     }),
-    metrics: () => renderMetrics(manager, traffic.metrics(), builds.snapshot()),
+    metrics: () => renderMetrics(manager, traffic.metrics(), builds.snapshot(), dockerCalls),
     get: {
       '/api/v1/apps': (_req, res) => send(res, 200, manager.appStatuses()),
       '/api/v1/operator': (_req, res) => send(res, 200, operatorDoc()),

@@ -139,7 +139,11 @@ export class Traffic {
         conditions.push({ type: 'CertificateReady', status: 'False', reason: err?.reason ?? 'Issuing', message: err ? `${failing.host}: ${err.message}` : `waiting for the certificate of ${failing.host}` });
       } else {
         const notAfter = statuses.map((x) => x.s!.notAfter ?? '').sort()[0];
-        conditions.push({ type: 'CertificateReady', status: 'True', reason: 'Issued', message: `${hosts.join(', ')}: valid until ${notAfter}` });
+        // A valid certificate is still served while a renewal fails: ready, but say so.
+        const renewing = statuses.find((x) => x.s?.lastError !== undefined);
+        conditions.push(renewing
+          ? { type: 'CertificateReady', status: 'True', reason: 'RenewalFailing', message: `${renewing.host}: renewal failed (${renewing.s!.lastError!.reason}: ${renewing.s!.lastError!.message}); still serving the certificate valid until ${renewing.s!.notAfter}, retrying` }
+          : { type: 'CertificateReady', status: 'True', reason: 'Issued', message: `${hosts.join(', ')}: valid until ${notAfter}` });
       }
       const expiring = statuses.find((x) => x.s?.expiring);
       if (expiring) conditions.push({ type: 'CertificateExpiring', status: 'True', reason: 'RenewalFailing', message: `${expiring.host} expires ${expiring.s!.notAfter}; renewal keeps failing: ${expiring.s!.lastError?.message ?? ''}` });
@@ -229,6 +233,8 @@ export class Traffic {
       server.once('error', reject);
       server.listen(this.config.https.port, this.config.https.host, () => resolve());
     });
+    // Redirects name the port actually bound (--https host:0 picks one).
+    this.proxy.setHttpsPort(addressPort(server));
     this.log.info({ https: boundAddress(server) }, 'HTTPS listener open');
     this.rebuildRoutes();
   }

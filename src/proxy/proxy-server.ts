@@ -24,6 +24,8 @@ export interface ReverseProxy {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void;
   /** Swaps the whole table; requests already routed keep the table they matched on. */
   setRoutes(table: RouteTable): void;
+  /** The port HTTP→HTTPS redirects name, once the HTTPS listener is bound. */
+  setHttpsPort(port: number): void;
   /** Serves `prefix` (under /_berth/ or /.well-known/acme-challenge/) on every host; returns a remover. */
   addReservedHandler(prefix: string, handler: ReservedHandler): () => void;
   /** An HTTP listener (secure=false) with the server limits applied; port 0 picks a free port. */
@@ -59,7 +61,7 @@ class BerthProxy implements ReverseProxy {
   private readonly unsubscribe: () => void;
   private readonly log: Logger;
   private readonly missingSecretsLogged = new Set<string>();
-  private readonly httpsPort: number;
+  private httpsPort: number;
   private readonly maxBodyBytes: number | undefined;
   private readonly maxHeldBodyBytes: number;
   private readonly startingPageAfterMs: number | null;
@@ -115,6 +117,10 @@ class BerthProxy implements ReverseProxy {
     this.table = table;
   }
 
+  setHttpsPort(port: number): void {
+    this.httpsPort = port;
+  }
+
   addReservedHandler(prefix: string, handler: ReservedHandler): () => void {
     if (!prefix.startsWith('/_berth/') && !prefix.startsWith(ACME_PREFIX)) throw new Error(`reserved prefix must be under /_berth/ or ${ACME_PREFIX}: ${prefix}`);
     const entry = { prefix, handler };
@@ -153,7 +159,8 @@ class BerthProxy implements ReverseProxy {
     const target = req.url ?? '';
     // Origin-form only: absolute-form and '*' are for forward proxies.
     if (target.charCodeAt(0) !== 0x2f /* / */) return sendPage(req, res, 400);
-    if (isBerthPath(target) || target.startsWith(ACME_PREFIX)) {
+    const acmeChallenge = target.startsWith(ACME_PREFIX);
+    if (isBerthPath(target) || acmeChallenge) {
       if (this.serveReserved(req, res, target, secure)) return;
     }
     const hostHeader = req.headers.host;
@@ -164,7 +171,8 @@ class BerthProxy implements ReverseProxy {
       return sendPage(req, res, 404);
     }
     const { app, route } = m;
-    if (route.tls && !secure) return this.redirect(req, res, hostHeader, target);
+    // An ACME challenge nobody in berth answers goes to the app over HTTP: CAs validate on port 80.
+    if (route.tls && !secure && !acmeChallenge) return this.redirect(req, res, hostHeader, target);
     if (route.bearerSecret !== undefined && !this.authorized(app, route.bearerSecret, req.headers.authorization)) {
       return this.reply(app, req, res, 401, { headers: ['WWW-Authenticate', 'Bearer realm="berth"'] });
     }

@@ -46,9 +46,17 @@ describe('berth run with a manifests folder', () => {
     await writeFile(join(dirs.manifests, 'gen.yaml'), app('gen'));
     await waitFor('gen status', () => statusOf('gen'));
     await writeFile(join(dirs.manifests, 'gen.yaml'), app('gen', IMAGES.httpdV1, '\n  env: {A: "1"}'));
-    await waitFor('generation 2', async () => (await statusOf('gen'))?.metadata.generation === 2);
-    await sleep(1500); // let any reconcile triggered by the change settle
+    await waitFor('generation 2 rolled out', async () => {
+      const s = await statusOf('gen');
+      return s?.metadata.generation === 2 && s.status.observedGeneration === 2 && s.status.phase === 'Ready' && s.status.containers?.length === 1;
+    }, 30_000);
     const path = join(dirs.status, 'apps', 'gen.yaml');
+    // Settled: the file stays as it is for a while before the comment edit.
+    await waitFor('a settled status file', async () => {
+      const m = (await stat(path)).mtimeMs;
+      await sleep(700);
+      return (await stat(path)).mtimeMs === m;
+    }, 30_000);
     const before = (await stat(path)).mtimeMs;
     const content = await readFile(path, 'utf8');
     await writeFile(join(dirs.manifests, 'gen.yaml'), `# only a comment\n${app('gen', IMAGES.httpdV1, '\n  env: {A: "1"}')}`);
@@ -102,7 +110,7 @@ describe('berth run with a manifests folder', () => {
 
 describe('the berth CLI', () => {
   it('validates: exit 0 when valid, 1 with file:line:col when not, 2 on usage errors', async () => {
-    const ok = await berthCli(['validate', join(HOSTILE, '..', '..', '..', 'examples')]);
+    const ok = await berthCli(['validate', join(HOSTILE, '..', '..', '..', 'examples', 'static-site')]);
     expect([ok.code, ok.stdout]).toEqual([0, '']);
     const bad = await berthCli(['validate', join(HOSTILE, 'port-range.yaml')]);
     expect(bad.code).toBe(1);

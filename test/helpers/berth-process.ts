@@ -56,11 +56,15 @@ export class BerthProcess {
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
   }
 
-  /** Start `berth run` on dirs; resolves when operator.yaml shows the listeners. */
-  static async start(dirs: BerthDirs, opts: { args?: string[]; env?: NodeJS.ProcessEnv; instance?: string } = {}): Promise<BerthProcess> {
+  /**
+   * Start `berth run` on dirs; resolves when operator.yaml shows the listeners. `http`/`https`
+   * pin a listener address (default 127.0.0.1:0, an ephemeral port) — e.g. the HTTP port a test
+   * ACME server validates against, or the same ports across restarts.
+   */
+  static async start(dirs: BerthDirs, opts: { args?: string[]; env?: NodeJS.ProcessEnv; instance?: string; http?: string; https?: string } = {}): Promise<BerthProcess> {
     const args = [
       BERTH_BIN, 'run', '--manifests', dirs.manifests, '--status', dirs.status, '--state', dirs.state,
-      '--admin', '127.0.0.1:0', '--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--log-level', 'debug',
+      '--admin', '127.0.0.1:0', '--http', opts.http ?? '127.0.0.1:0', '--https', opts.https ?? '127.0.0.1:0', '--log-level', 'debug',
       ...(opts.instance ? ['--instance', opts.instance] : []),
       ...(opts.args ?? []),
     ];
@@ -85,6 +89,12 @@ export class BerthProcess {
       if (Date.now() > deadline) throw new Error(`berth did not become ready:\n${this.logs()}`);
       await sleep(50);
     }
+  }
+
+  /** This process's listeners as operator.yaml shows them now (`https` appears once a route has TLS). */
+  async listeners(): Promise<{ admin?: string; http?: string; https?: string }> {
+    const op = await readYaml<{ status?: { pid?: number; listeners?: { admin?: string; http?: string; https?: string } } }>(join(this.dirs.status, 'operator.yaml'));
+    return (op?.status?.pid === this.proc.pid ? op?.status?.listeners : undefined) ?? {};
   }
 
   logs(): string {

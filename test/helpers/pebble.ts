@@ -12,6 +12,7 @@ import type { TLSSocket } from 'node:tls';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 export interface PebbleOptions {
   /** Where Pebble's VA sends HTTP-01 validations (the test's HTTP listener on 127.0.0.1). */
@@ -26,6 +27,10 @@ export interface Pebble {
   listenerCaPem: string;
   /** Pebble's current root and intermediate (regenerated on every Pebble start). */
   chain(): Promise<{ root: string; intermediate: string }>;
+  /** Orders Pebble accepted (its "Added order" log lines), counted across stop() and start(). */
+  readonly orders: number;
+  /** Certificates Pebble issued (its "Issued certificate serial" log lines), across stop() and start(). */
+  readonly issued: number;
   /** Stops Pebble only (an ACME outage); DNS keeps running. */
   stop(): Promise<void>;
   /** Starts Pebble again on the same ports. It forgets accounts and makes new CA keys. */
@@ -116,9 +121,16 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   const pebbleEnv = { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' };
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
   let pebble: ChildProcess | undefined;
+  const counts = { orders: 0, issued: 0 };
   const start = async (): Promise<void> => {
     pebble = launch('pebble', ['-config', configPath, '-dnsserver', `127.0.0.1:${dnsPort}`], pebbleEnv, procs);
     const p = pebble;
+    for (const stream of [p.stdout!, p.stderr!]) {
+      createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+        if (/Added order "[^"]*" to the db/.test(line)) counts.orders += 1;
+        else if (/Issued certificate serial \S+ for order/.test(line)) counts.issued += 1;
+      });
+    }
     await waitFor(async () => (await get(directoryUrl, listenerCaPem).catch(() => '')) !== '', p, 'pebble');
   };
   const stop = async (): Promise<void> => {
@@ -130,6 +142,8 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   return {
     directoryUrl,
     listenerCaPem,
+    get orders() { return counts.orders; },
+    get issued() { return counts.issued; },
     chain: async () => ({
       root: await get(`https://127.0.0.1:${mgmtPort}/roots/0`, listenerCaPem),
       intermediate: await get(`https://127.0.0.1:${mgmtPort}/intermediates/0`, listenerCaPem),
