@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { parse } from 'yaml';
 
 const run = promisify(execFile);

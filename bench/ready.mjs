@@ -4,6 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
 import { appManifest, cleanup, firstByte, httpdImage, instanceName, percentile, round, sleep, startBerth, table, until, writeResult } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
