@@ -37,8 +37,8 @@ export class ManifestWatcher {
   private readonly settleMs: number;
 
   constructor(private readonly opts: ManifestWatcherOptions) {
-    this.debounceMs = opts.debounceMs ?? 60;
-    this.settleMs = opts.settleMs ?? 40;
+    this.debounceMs = opts.debounceMs ?? 25;
+    this.settleMs = opts.settleMs ?? 25;
   }
 
   /** Resolves once the initial scan has been loaded and reported. */
