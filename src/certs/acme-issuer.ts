@@ -13,18 +13,30 @@ import http from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
-import acme from 'acme-client';
+import type AcmeClientModule from 'acme-client';
 import { BerthError, isAbortError } from '../../controllers/ports/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { CertIssuer, IssuedCertificate } from './cert-issuer.js';
 import { isIpHost, isValidHost, isWildcard, normalizeHost } from './host-names.js';
 import { writePrivateFile } from './private-files.js';
-import { readValidity } from './x509.js';
+import { readValidity } from './cert-pem.js';
 
 /** The proxy mounts this prefix on the plain HTTP listener and answers with challengeResponse(). */
 export const ACME_CHALLENGE_PATH = '/.well-known/acme-challenge/';
-export const LETS_ENCRYPT_PRODUCTION = acme.directory.letsencrypt.production;
-export const LETS_ENCRYPT_STAGING = acme.directory.letsencrypt.staging;
+export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+
+type Acme = typeof AcmeClientModule;
+let loaded: Promise<Acme> | undefined;
+
+/** acme-client (with axios and node-forge) costs ~25 MiB: loaded on the first order only. */
+function loadAcme(): Promise<Acme> {
+  loaded ??= import('acme-client').then((m) => {
+    installRequestScope(m.default);
+    return m.default;
+  });
+  return loaded;
+}
 
 export interface AcmeIssuerOptions {
   /** Account keys live in `<stateDir>/acme/<directory host>-<hash>/account.key`. */
@@ -57,11 +69,7 @@ interface RequestScope {
   httpsAgent?: https.Agent;
 }
 const requestScope = new AsyncLocalStorage<RequestScope>();
-let interceptorInstalled = false;
-
-function installRequestScope(): void {
-  if (interceptorInstalled) return;
-  interceptorInstalled = true;
+function installRequestScope(acme: Acme): void {
   acme.axios.interceptors.request.use((config) => {
     const scope = requestScope.getStore();
     if (scope === undefined) return config;
@@ -109,7 +117,6 @@ export class AcmeIssuer implements CertIssuer {
     this.id = `acme:${this.directoryUrl}`;
     this.httpsAgent = opts.caBundle ? new https.Agent({ ca: [...rootCertificates, opts.caBundle] }) : undefined;
     this.log = (opts.logger ?? silentLogger).child({ component: 'acme', directory: this.directoryUrl });
-    installRequestScope();
   }
 
   /** The key authorization for an HTTP-01 token this issuer is waiting on, else undefined (answer 404). */
@@ -138,6 +145,7 @@ export class AcmeIssuer implements CertIssuer {
     const ownTokens: string[] = [];
     const started = performance.now();
     try {
+      const acme = await loadAcme();
       const accountKey = await this.loadAccountKey();
       const [keyPem, csr] = await acme.crypto.createCsr({ commonName: name, altNames: [name] }, await acme.crypto.createPrivateEcdsaKey());
       // A fresh client per order: it looks its account up again, so a CA that lost the account (Pebble restarts) still works.
@@ -180,7 +188,7 @@ export class AcmeIssuer implements CertIssuer {
    * existing account acme-client then sends an "update" with only termsOfServiceAgreed, which
    * strict servers (Pebble) reject when no email is set; looking up first avoids that.
    */
-  private async ensureAccount(client: acme.Client): Promise<void> {
+  private async ensureAccount(client: InstanceType<Acme['Client']>): Promise<void> {
     try {
       await client.createAccount({ onlyReturnExisting: true });
     } catch (e) {
@@ -201,7 +209,7 @@ export class AcmeIssuer implements CertIssuer {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
-      const key = (await acme.crypto.createPrivateEcdsaKey()).toString();
+      const key = (await (await loadAcme()).crypto.createPrivateEcdsaKey()).toString();
       await writePrivateFile(path, key);
       this.log.info({ path }, 'created ACME account key');
       return key;

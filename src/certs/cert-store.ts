@@ -7,7 +7,7 @@ import { BerthError } from '../../controllers/ports/errors.js';
 import type { IssuedCertificate } from './cert-issuer.js';
 import { isValidHost } from './host-names.js';
 import { writePrivateFile } from './private-files.js';
-import { keyMatchesCertificate, readValidity } from './x509.js';
+import { keyMatchesCertificate, readValidity } from './cert-pem.js';
 
 export interface StoredCertificate extends IssuedCertificate {
   /** CertIssuer.id of the signer. */

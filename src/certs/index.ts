@@ -11,4 +11,4 @@ export {
 } from './certificate-manager.js';
 export { resolveIssuer, type TlsMode } from './host-names.js';
 export { createHttpsServer, type HttpsServerOptions } from './https-server.js';
-export { LocalCa, type LocalCaOptions } from './local-ca.js';
+export { LazyLocalCa } from './lazy-local-ca.js';

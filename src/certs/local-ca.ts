@@ -10,7 +10,8 @@ import type { Clock } from '../../controllers/ports/clock.js';
 import type { CertIssuer, IssuedCertificate } from './cert-issuer.js';
 import { isIpHost, isValidHost, normalizeHost } from './host-names.js';
 import { ensurePrivateDir, writePrivateFile } from './private-files.js';
-import { keyMatchesCertificate, x509 } from './x509.js';
+import { x509 } from './x509.js';
+import { keyMatchesCertificate } from './cert-pem.js';
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;

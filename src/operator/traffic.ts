@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import { BackendRegistry, buildRouteTable, createProxy, ACME_PREFIX, applyServerLimits, serverOptions, defaultServerLimits, type AppBackend, type ReverseProxy, type RouteSource } from '../proxy/index.js';
-import { AcmeIssuer, CertificateManager, LocalCa, createHttpsServer, resolveIssuer, type CertIssuer, type WantedCertificate } from '../certs/index.js';
+import { AcmeIssuer, CertificateManager, LazyLocalCa, createHttpsServer, resolveIssuer, type CertIssuer, type WantedCertificate } from '../certs/index.js';
 import type { RunConfig } from '../config/config.js';
 import type { DesiredStore } from '../desired/desired-store.js';
 import type { StateStore } from '../state/state-store.js';
@@ -76,7 +76,7 @@ export class Traffic {
   }
 
   static async start(config: RunConfig, manager: ControllerManager, desired: DesiredStore, state: StateStore, log: Logger): Promise<Traffic> {
-    const issuers: Partial<Record<'local' | 'acme', CertIssuer>> = { local: await LocalCa.loadOrCreate(config.state) };
+    const issuers: Partial<Record<'local' | 'acme', CertIssuer>> = { local: await LazyLocalCa.open(config.state) };
     let acme: AcmeIssuer | undefined;
     if (config.acme) {
       const caBundle = config.acme.caBundle ? await readFile(config.acme.caBundle, 'utf8') : undefined;

@@ -1,7 +1,7 @@
 // berth ca export: the local CA's root certificate, to trust on your devices.
 import { filesConfig, parseCommand, UsageError } from '../../config/config.js';
 import { optionHelp } from '../help.js';
-import { LocalCa } from '../../certs/index.js';
+import { LocalCa } from '../../certs/local-ca.js';
 import { EXIT_OK, type Command } from '../command.js';
 
 const usage = `Usage: berth ca export
