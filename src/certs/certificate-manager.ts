@@ -13,6 +13,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
+import { cronLogger } from '../util/cron-logger.js';
 import { systemClock, type Clock } from '../../controllers/ports/clock.js';
 import { asBerthError, BerthError } from '../../controllers/ports/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -139,12 +140,7 @@ export class CertificateManager {
       name: 'certificate-check',
       timezone: 'UTC',
       noOverlap: true,
-      logger: {
-        info: (m) => log.debug(m),
-        warn: (m) => log.warn(m),
-        error: (m, e) => log.error({ err: e ?? m }, String(m)),
-        debug: (m) => log.debug(String(m)),
-      },
+      logger: cronLogger(log),
     });
     // The manager is never the reason the process stays up; the servers are.
     this.task.unref();

@@ -3,6 +3,7 @@
 // Each job's last run and outcome go to status/operator.yaml. node-cron 4 arms one timer for
 // the next run, so an idle berth does not tick.
 import cron, { type ScheduledTask } from 'node-cron';
+import { cronLogger } from '../util/cron-logger.js';
 import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/logger.js';
@@ -40,12 +41,7 @@ export class Schedules {
         name: job.name,
         timezone: 'UTC',
         noOverlap: true,
-        logger: {
-          info: (m) => log.debug(m),
-          warn: (m) => log.warn(m),
-          error: (m, e) => log.error({ err: e ?? m }, String(m)),
-          debug: (m) => log.debug(String(m)),
-        },
+        logger: cronLogger(log),
       });
       task.unref();
       this.tasks.set(job.name, task);

@@ -1,9 +1,9 @@
 // berth apply -f FILE: validate, then place the file in the watched folder atomically.
 import { readFile } from 'node:fs/promises';
-import { filesConfig, parseCommand, UsageError } from '../../config/config.js';
+import { filesConfig, UsageError } from '../../config/config.js';
 import { optionHelp } from '../help.js';
 import { applyManifest } from '../../manifests/manifest-files.js';
-import { EXIT_OK, type Command } from '../command.js';
+import { EXIT_OK, defineCommand } from '../command.js';
 
 const usage = `Usage: berth apply -f FILE
 
@@ -22,16 +22,13 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export const applyCommand: Command = {
+export const applyCommand = defineCommand({
   name: 'apply',
   summary: 'validate a manifest, then place it in the watched folder',
   usage,
-  async run(argv) {
-    const { values } = parseCommand(argv, ['files'], { filename: { type: 'string', short: 'f' } });
-    if (values.help) {
-      process.stdout.write(usage);
-      return EXIT_OK;
-    }
+  scopes: ['files'],
+  options: { filename: { type: 'string', short: 'f' } },
+  async run({ values }) {
     const file = values.filename as string | undefined;
     if (!file) throw new UsageError('-f FILE is required');
     const text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
@@ -39,4 +36,4 @@ export const applyCommand: Command = {
     process.stdout.write(`${changed ? 'applied' : 'unchanged'}: ${target}\n`);
     return EXIT_OK;
   },
-};
+});

@@ -1,8 +1,8 @@
 // berth ca export: the local CA's root certificate, to trust on your devices.
-import { filesConfig, parseCommand, UsageError } from '../../config/config.js';
+import { filesConfig, UsageError } from '../../config/config.js';
 import { optionHelp } from '../help.js';
 import { LocalCa } from '../../certs/local-ca.js';
-import { EXIT_OK, type Command } from '../command.js';
+import { EXIT_OK, defineCommand } from '../command.js';
 
 const usage = `Usage: berth ca export
 
@@ -18,19 +18,16 @@ Options:
 ${optionHelp(['files'])}
 `;
 
-export const caCommand: Command = {
+export const caCommand = defineCommand({
   name: 'ca',
   summary: 'print the local CA\'s root certificate (berth ca export)',
   usage,
-  async run(argv) {
-    const { values, positionals } = parseCommand(argv, ['files'], {}, true);
-    if (values.help) {
-      process.stdout.write(usage);
-      return EXIT_OK;
-    }
+  scopes: ['files'],
+  positionals: true,
+  async run({ values, positionals }) {
     if (positionals[0] !== 'export' || positionals.length !== 1) throw new UsageError('the only ca command is: berth ca export');
     const ca = await LocalCa.loadOrCreate(filesConfig(values).state);
     process.stdout.write(`${ca.exportRootPem().trimEnd()}\n`);
     return EXIT_OK;
   },
-};
+});

@@ -1,9 +1,9 @@
 // berth delete NAME: remove an app's manifest; berth then removes what it made.
-import { filesConfig, parseCommand, UsageError } from '../../config/config.js';
+import { filesConfig, UsageError } from '../../config/config.js';
 import { optionHelp } from '../help.js';
 import { deleteManifest } from '../../manifests/manifest-files.js';
 import { isKind } from '../../api/schemas.js';
-import { EXIT_OK, type Command } from '../command.js';
+import { EXIT_OK, defineCommand } from '../command.js';
 
 const usage = `Usage: berth delete [KIND/]NAME
 
@@ -15,16 +15,13 @@ Options:
 ${optionHelp(['files'])}
 `;
 
-export const deleteCommand: Command = {
+export const deleteCommand = defineCommand({
   name: 'delete',
   summary: 'remove an app\'s manifest (berth removes what it made)',
   usage,
-  async run(argv) {
-    const { values, positionals } = parseCommand(argv, ['files'], {}, true);
-    if (values.help) {
-      process.stdout.write(usage);
-      return EXIT_OK;
-    }
+  scopes: ['files'],
+  positionals: true,
+  async run({ values, positionals }) {
     if (positionals.length !== 1) throw new UsageError('exactly one NAME is required');
     const [kindPart, namePart] = positionals[0]!.includes('/') ? positionals[0]!.split('/', 2) : ['App', positionals[0]!];
     const kind = Object.keys({ App: 1, GitRepository: 1 }).find((k) => k.toLowerCase() === kindPart!.toLowerCase());
@@ -33,4 +30,4 @@ export const deleteCommand: Command = {
     process.stdout.write(`deleted ${kind} "${namePart}" (${file})\n`);
     return EXIT_OK;
   },
-};
+});

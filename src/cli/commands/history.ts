@@ -1,9 +1,9 @@
 // berth history NAME: the app's last deploys (revision, image, time, result), from its status file.
-import { filesConfig, parseCommand, UsageError } from '../../config/config.js';
+import { filesConfig, UsageError } from '../../config/config.js';
 import { optionHelp } from '../help.js';
 import { readStatusFile } from '../../status/status-reader.js';
 import type { AppStatusFile } from '../../api/types.generated.js';
-import { EXIT_FAILED, EXIT_OK, type Command } from '../command.js';
+import { EXIT_FAILED, EXIT_OK, defineCommand } from '../command.js';
 
 const usage = `Usage: berth history NAME [--json]
 
@@ -15,16 +15,14 @@ Options:
 ${optionHelp(['files'])}
 `;
 
-export const historyCommand: Command = {
+export const historyCommand = defineCommand({
   name: 'history',
   summary: 'an app\'s last deploys',
   usage,
-  async run(argv) {
-    const { values, positionals } = parseCommand(argv, ['files'], { json: { type: 'boolean' } }, true);
-    if (values.help) {
-      process.stdout.write(usage);
-      return EXIT_OK;
-    }
+  scopes: ['files'],
+  options: { json: { type: 'boolean' } },
+  positionals: true,
+  async run({ values, positionals }) {
     const app = positionals[0];
     if (!app || positionals.length !== 1) throw new UsageError('exactly one NAME is required');
     const doc = await readStatusFile<AppStatusFile>(filesConfig(values).status, `apps/${app}.yaml`);
@@ -42,4 +40,4 @@ export const historyCommand: Command = {
     process.stdout.write(`${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n')}\n`);
     return EXIT_OK;
   },
-};
+});

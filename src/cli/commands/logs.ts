@@ -1,11 +1,11 @@
 // berth logs NAME [-f] [--build]: an app's container output, or its last build's log.
 import { readFile } from 'node:fs/promises';
-import { engineConfig, filesConfig, parseCommand, UsageError } from '../../config/config.js';
+import { engineConfig, filesConfig, UsageError } from '../../config/config.js';
 import { optionHelp } from '../help.js';
 import { DockerContainerRuntime } from '../../docker/docker-container-runtime.js';
 import { listBuildLogs } from '../../build/image-builder.js';
 import { ownerLabels } from '../../api/labels.js';
-import { EXIT_FAILED, EXIT_OK, type Command } from '../command.js';
+import { EXIT_FAILED, EXIT_OK, defineCommand } from '../command.js';
 
 const usage = `Usage: berth logs NAME [-f] [--tail N] [--build]
 
@@ -19,16 +19,14 @@ Options:
 ${optionHelp(['files', 'engine'])}
 `;
 
-export const logsCommand: Command = {
+export const logsCommand = defineCommand({
   name: 'logs',
   summary: 'an app\'s container output, or --build its last build log',
   usage,
-  async run(argv) {
-    const { values, positionals } = parseCommand(argv, ['files', 'engine'], { follow: { type: 'boolean', short: 'f' }, tail: { type: 'string' }, build: { type: 'boolean' } }, true);
-    if (values.help) {
-      process.stdout.write(usage);
-      return EXIT_OK;
-    }
+  scopes: ['files', 'engine'],
+  options: { follow: { type: 'boolean', short: 'f' }, tail: { type: 'string' }, build: { type: 'boolean' } },
+  positionals: true,
+  async run({ values, positionals }) {
     const app = positionals[0];
     if (!app || positionals.length !== 1) throw new UsageError('exactly one NAME is required');
     const tail = values.tail === undefined ? undefined : Number(values.tail);
@@ -62,4 +60,4 @@ export const logsCommand: Command = {
     }
     return EXIT_OK;
   },
-};
+});

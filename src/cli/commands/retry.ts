@@ -1,8 +1,8 @@
 // berth retry NAME: ask the running operator to try a failed rollout or build again.
 import { request } from 'node:http';
-import { adminConfig, parseCommand, UsageError } from '../../config/config.js';
+import { adminConfig, UsageError } from '../../config/config.js';
 import { optionHelp } from '../help.js';
-import { EXIT_FAILED, EXIT_OK, type Command } from '../command.js';
+import { EXIT_FAILED, EXIT_OK, defineCommand } from '../command.js';
 
 const usage = `Usage: berth retry NAME
 
@@ -15,16 +15,13 @@ Options:
 ${optionHelp(['admin'])}
 `;
 
-export const retryCommand: Command = {
+export const retryCommand = defineCommand({
   name: 'retry',
   summary: 'try an app\'s failed rollout or build again',
   usage,
-  async run(argv) {
-    const { values, positionals } = parseCommand(argv, ['admin'], {}, true);
-    if (values.help) {
-      process.stdout.write(usage);
-      return EXIT_OK;
-    }
+  scopes: ['admin'],
+  positionals: true,
+  async run({ values, positionals }) {
     const app = positionals[0];
     if (!app || positionals.length !== 1) throw new UsageError('exactly one NAME is required');
     const { admin, adminToken } = adminConfig(values);
@@ -56,4 +53,4 @@ export const retryCommand: Command = {
     process.stderr.write(`${status === 401 ? 'unauthorized (set BERTH_ADMIN_TOKEN)' : msg}\n`);
     return EXIT_FAILED;
   },
-};
+});

@@ -1,12 +1,12 @@
 // berth rollback NAME [--to REVISION]: run an earlier revision of an app built from git, from
 // the image berth kept — no build. It writes the app's AppRevision, like a push would.
-import { filesConfig, parseCommand, UsageError } from '../../config/config.js';
+import { filesConfig, UsageError } from '../../config/config.js';
 import { optionHelp } from '../help.js';
 import { readStatusFile } from '../../status/status-reader.js';
 import { loadFolder } from '../../manifests/manifest-files.js';
 import { writeAppRevision } from '../../webhook/revision-manifest.js';
 import type { App, AppStatusFile } from '../../api/types.generated.js';
-import { EXIT_FAILED, EXIT_OK, type Command } from '../command.js';
+import { EXIT_FAILED, EXIT_OK, defineCommand } from '../command.js';
 
 const usage = `Usage: berth rollback NAME [--to REVISION]
 
@@ -21,16 +21,14 @@ Options:
 ${optionHelp(['files'])}
 `;
 
-export const rollbackCommand: Command = {
+export const rollbackCommand = defineCommand({
   name: 'rollback',
   summary: 'return an app built from git to an earlier revision',
   usage,
-  async run(argv) {
-    const { values, positionals } = parseCommand(argv, ['files'], { to: { type: 'string' } }, true);
-    if (values.help) {
-      process.stdout.write(usage);
-      return EXIT_OK;
-    }
+  scopes: ['files'],
+  options: { to: { type: 'string' } },
+  positionals: true,
+  async run({ values, positionals }) {
     const app = positionals[0];
     if (!app || positionals.length !== 1) throw new UsageError('exactly one NAME is required');
     const files = filesConfig(values);
@@ -55,4 +53,4 @@ export const rollbackCommand: Command = {
     process.stdout.write(`rolling ${app} back to ${target.slice(0, 12)}\n`);
     return EXIT_OK;
   },
-};
+});

@@ -1,9 +1,9 @@
 // berth run: the operator. Stops cleanly on SIGINT/SIGTERM; apps keep running.
-import { parseCommand, runConfig } from '../../config/config.js';
+import { runConfig } from '../../config/config.js';
 import { optionHelp } from '../help.js';
 import { createLogger } from '../../util/logger.js';
 import { startOperator } from '../../operator/operator.js';
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 
 const usage = `Usage: berth run [OPTIONS]
 
@@ -14,16 +14,12 @@ Options:
 ${optionHelp(['files', 'engine', 'admin', 'run'])}
 `;
 
-export const runCommand: Command = {
+export const runCommand = defineCommand({
   name: 'run',
   summary: 'start the operator',
   usage,
-  async run(argv) {
-    const { values } = parseCommand(argv, ['files', 'engine', 'admin', 'run']);
-    if (values.help) {
-      process.stdout.write(usage);
-      return 0;
-    }
+  scopes: ['files', 'engine', 'admin', 'run'],
+  async run({ values }) {
     const config = runConfig(values);
     const log = createLogger({ level: config.logLevel as 'info' });
     const operator = await startOperator(config, log);
@@ -40,4 +36,4 @@ export const runCommand: Command = {
     await operator.stop();
     return 0;
   },
-};
+});

@@ -1,8 +1,8 @@
 // berth secret set NAME KEY=VALUE… | unset NAME KEY… | list NAME — values are never printed.
-import { filesConfig, parseCommand, UsageError } from '../../config/config.js';
+import { filesConfig, UsageError } from '../../config/config.js';
 import { optionHelp } from '../help.js';
 import { listSecretNames, loadKeyRing, updateSecrets } from '../../secrets/secret-store.js';
-import { EXIT_OK, type Command } from '../command.js';
+import { EXIT_OK, defineCommand } from '../command.js';
 
 const usage = `Usage: berth secret set APP KEY=VALUE [KEY=VALUE…]
        berth secret unset APP KEY [KEY…]
@@ -28,16 +28,14 @@ async function stdinText(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-export const secretCommand: Command = {
+export const secretCommand = defineCommand({
   name: 'secret',
   summary: 'set, unset or list an app\'s secrets (values never printed)',
   usage,
-  async run(argv) {
-    const { values, positionals } = parseCommand(argv, ['files'], { json: { type: 'boolean' } }, true);
-    if (values.help) {
-      process.stdout.write(usage);
-      return EXIT_OK;
-    }
+  scopes: ['files'],
+  options: { json: { type: 'boolean' } },
+  positionals: true,
+  async run({ values, positionals }) {
     const [verb, app, ...rest] = positionals;
     if (!verb || !['set', 'unset', 'list'].includes(verb)) throw new UsageError('say set, unset or list');
     if (!app || !APP.test(app)) throw new UsageError('APP must be an app name (a DNS label)');
@@ -74,4 +72,4 @@ export const secretCommand: Command = {
     process.stdout.write(removed.length ? `unset ${removed.join(', ')} for ${app}\n` : `no such secret for ${app}\n`);
     return removed.length ? EXIT_OK : 1;
   },
-};
+});

@@ -2,11 +2,11 @@
 import { watch } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { filesConfig, parseCommand } from '../../config/config.js';
+import { filesConfig } from '../../config/config.js';
 import { optionHelp } from '../help.js';
 import { readAppStatuses } from '../../status/status-reader.js';
 import type { AppStatusFile } from '../../api/types.generated.js';
-import { EXIT_FAILED, EXIT_OK, type Command } from '../command.js';
+import { EXIT_FAILED, EXIT_OK, defineCommand } from '../command.js';
 
 const usage = `Usage: berth status [NAME] [--json] [--watch]
 
@@ -49,16 +49,14 @@ export function renderTable(docs: AppStatusFile[]): string {
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-export const statusCommand: Command = {
+export const statusCommand = defineCommand({
   name: 'status',
   summary: 'table of apps, or one app in detail',
   usage,
-  async run(argv) {
-    const { values, positionals } = parseCommand(argv, ['files'], { json: { type: 'boolean' }, watch: { type: 'boolean' } }, true);
-    if (values.help) {
-      process.stdout.write(usage);
-      return EXIT_OK;
-    }
+  scopes: ['files'],
+  options: { json: { type: 'boolean' }, watch: { type: 'boolean' } },
+  positionals: true,
+  async run({ values, positionals }) {
     const dir = filesConfig(values).status;
     const name = positionals[0];
     const render = async (): Promise<[string, number]> => {
@@ -78,7 +76,7 @@ export const statusCommand: Command = {
     }
     return watchLoop(join(dir, 'apps'), render);
   },
-};
+});
 
 async function watchLoop(dir: string, render: () => Promise<[string, number]>): Promise<number> {
   let last = '';

@@ -1,9 +1,9 @@
 // berth validate [PATH…]: check manifests without running anything.
-import { filesConfig, parseCommand } from '../../config/config.js';
+import { filesConfig } from '../../config/config.js';
 import { optionHelp } from '../help.js';
 import { validatePaths } from '../../manifests/validate-paths.js';
 import { formatProblem } from '../../manifests/loader.js';
-import { EXIT_FAILED, EXIT_OK, type Command } from '../command.js';
+import { EXIT_FAILED, EXIT_OK, defineCommand } from '../command.js';
 
 const usage = `Usage: berth validate [PATH…] [--json]
 
@@ -15,16 +15,14 @@ Options:
 ${optionHelp(['files'])}
 `;
 
-export const validateCommand: Command = {
+export const validateCommand = defineCommand({
   name: 'validate',
   summary: 'check manifests; prints file:line:col: reason',
   usage,
-  async run(argv) {
-    const { values, positionals } = parseCommand(argv, ['files'], { json: { type: 'boolean' } }, true);
-    if (values.help) {
-      process.stdout.write(usage);
-      return EXIT_OK;
-    }
+  scopes: ['files'],
+  options: { json: { type: 'boolean' } },
+  positionals: true,
+  async run({ values, positionals }) {
     const paths = positionals.length > 0 ? positionals : [filesConfig(values).manifests];
     const result = await validatePaths(paths);
     if (values.json) {
@@ -36,4 +34,4 @@ export const validateCommand: Command = {
     }
     return result.problems.length === 0 ? EXIT_OK : EXIT_FAILED;
   },
-};
+});
