@@ -1,13 +1,20 @@
-// Proxy throughput and latency with wrk against one keep-alive Node backend (6-byte body):
-// direct, berth, http-proxy-3 on its own (the reference for berth's choice of node:http for
-// plain HTTP), nginx (1 worker, keepalive upstream) and Caddy, at c=1 and c=50, rounds
-// interleaved so background load hits every target alike; plus berth's own wake overhead.
+// Proxy throughput and latency with wrk, all against ONE real container backend on the Docker
+// bridge (berth-test/node-app: Node, keep-alive, ~11-byte body, cpus: 2): direct to the
+// container's IP, berth as run by `berth run` (its own proxy listener, backends from its
+// controller), berth's proxy library in a bare process (to show what the operator around it
+// costs), http-proxy-3 on its own (the reference for berth's choice of node:http for plain
+// HTTP), nginx (1 worker, keepalive upstream) and Caddy; at c=1 and c=50, rounds interleaved so
+// background load hits every target alike. Plus the bare library's own wake overhead (a hold
+// and release around a waker that only opens a listener; the Docker wake is bench/wake.mjs).
 // Every process runs from temp files on ephemeral loopback ports; the system nginx is untouched.
+// Docker objects carry dev.berth.test=1 and berth's instance label, and are removed by it.
 //
 //   npm run build && node bench/proxy.mjs        (BENCH_SECONDS=3 BENCH_ROUNDS=2 by default)
 //
 // Prints a table (median over rounds) and writes bench/results/proxy.json.
 import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { openSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -15,18 +22,21 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import Docker from 'dockerode';
+import { parse } from 'yaml';
+import { nodeAppImage, NODE_APP_PORT } from '../test/helpers/node-image.mjs';
 
 const self = fileURLToPath(import.meta.url);
 const root = dirname(dirname(self));
 const HOST = 'bench.test';
 
-async function runBerth(port, upstream) {
+async function runBerth(port, upstreamHost, upstream) {
   const { createProxy } = await import(join(root, 'dist/src/proxy/proxy-server.js'));
   const { buildRouteTable } = await import(join(root, 'dist/src/proxy/route-table.js'));
   const { BackendRegistry } = await import(join(root, 'dist/src/proxy/backend-registry.js'));
   const { silentLogger } = await import(join(root, 'dist/src/util/logger.js'));
   const backends = new BackendRegistry();
-  backends.set('warm', { state: 'serving', endpoints: [{ host: '127.0.0.1', port: upstream }], wakeTimeoutMs: 5000 });
+  backends.set('warm', { state: 'serving', endpoints: [{ host: upstreamHost, port: upstream }], wakeTimeoutMs: 5000 });
   backends.set('cold', { state: 'sleeping', endpoints: [], wakeTimeoutMs: 5000 });
   // The cold app's "container" is a listener in this process: the wake costs one listen(), so
   // what the runner measures beyond it is berth's own hold/release overhead.
@@ -78,10 +88,10 @@ function spawnRole(args) {
   });
 }
 
-async function waitForPort(port, host = HOST) {
+async function waitForPort(port, host = HOST, address = '127.0.0.1') {
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port, headers: { host }, agent: false }, (res) => {
+      const req = http.get({ host: address, port, headers: { host }, agent: false }, (res) => {
         res.resume();
         resolve(res.statusCode === 200);
       });
@@ -93,7 +103,7 @@ async function waitForPort(port, host = HOST) {
   throw new Error(`nothing answers on ${port}`);
 }
 
-async function startNginx(dir, port, upstream) {
+async function startNginx(dir, port, upstreamHost, upstream) {
   const conf = join(dir, 'nginx.conf');
   await writeFile(conf, `worker_processes 1;
 daemon off;
@@ -103,7 +113,7 @@ events { worker_connections 1024; }
 http {
   access_log off;
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  upstream backend { server 127.0.0.1:${upstream}; keepalive 64; }
+  upstream backend { server ${upstreamHost}:${upstream}; keepalive 64; }
   server {
     listen 127.0.0.1:${port};
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }
@@ -115,9 +125,9 @@ http {
   return child;
 }
 
-async function startCaddy(dir, port, upstream) {
+async function startCaddy(dir, port, upstreamHost, upstream) {
   const file = join(dir, 'Caddyfile');
-  await writeFile(file, `{\n\tadmin off\n\tauto_https off\n}\nhttp://:${port} {\n\treverse_proxy 127.0.0.1:${upstream}\n}\n`);
+  await writeFile(file, `{\n\tadmin off\n\tauto_https off\n}\nhttp://:${port} {\n\treverse_proxy ${upstreamHost}:${upstream}\n}\n`);
   const env = { ...process.env, HOME: dir, XDG_CONFIG_HOME: dir, XDG_DATA_HOME: dir };
   const child = spawn('caddy', ['run', '--config', file, '--adapter', 'caddyfile'], { stdio: 'ignore', env });
   await waitForPort(port);
@@ -152,9 +162,9 @@ function toMs(s) {
   return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
 }
 
-function wrk(port, conc, seconds) {
+function wrk(target, conc, seconds) {
   const threads = conc === 1 ? 1 : 2;
-  const out = execFileSync('wrk', [`-t${threads}`, `-c${conc}`, `-d${seconds}s`, '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`]).toString();
+  const out = execFileSync('wrk', [`-t${threads}`, `-c${conc}`, `-d${seconds}s`, '--latency', '-H', `Host: ${HOST}`, `http://${target.host}:${target.port}/`]).toString();
   const num = (re) => Number(re.exec(out)?.[1]);
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out) || /Socket errors: (.*)/.exec(out);
   return {
@@ -198,47 +208,97 @@ async function wakeOverhead(berth, port, n) {
   return { n, coldTtfbMs: median(cold), warmTtfbMs: median(warm), wakerMs: median(wakes), overheadMs: median(overhead) };
 }
 
+/** `berth run` with one app (the node app, cpus: 2) routed at HOST; resolves with its listener, pid and the container's IP. */
+async function startBerthRun(dir, instance) {
+  const image = await nodeAppImage('v1');
+  const dirs = { manifests: join(dir, 'manifests'), status: join(dir, 'status'), state: join(dir, 'state') };
+  await mkdir(dirs.manifests, { recursive: true });
+  await writeFile(join(dirs.manifests, 'bench.yaml'), `apiVersion: berth.dev/v1alpha1
+kind: App
+metadata: {name: bench}
+spec:
+  image: ${image}
+  port: ${NODE_APP_PORT}
+  env: {APP_NAME: bench}
+  resources: {cpus: 2, memory: 512m}
+  routes: [{host: ${HOST}}]
+`);
+  const out = openSync(join(dir, 'berth.log'), 'a');
+  const child = spawn(process.execPath, [
+    join(root, 'bin/berth.js'), 'run', '--manifests', dirs.manifests, '--status', dirs.status, '--state', dirs.state,
+    '--admin', '127.0.0.1:0', '--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--instance', instance,
+  ], { stdio: ['ignore', out, out] });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`berth run exited: ${await readFile(join(dir, 'berth.log'), 'utf8')}`);
+    if (Date.now() > deadline) throw new Error('berth run: the app did not become Ready in 60 s');
+    try {
+      const app = parse(await readFile(join(dirs.status, 'apps', 'bench.yaml'), 'utf8'));
+      const op = parse(await readFile(join(dirs.status, 'operator.yaml'), 'utf8'));
+      const ip = app?.status?.containers?.[0]?.ip;
+      if (op?.status?.pid === child.pid && app?.status?.phase === 'Ready' && ip) {
+        const [host, port] = op.status.listeners.http.split(':');
+        return { child, host, port: Number(port), ip, image };
+      }
+    } catch {
+      // not written yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function removeInstance(instance) {
+  const docker = new Docker();
+  const label = { label: [`dev.berth.instance=${instance}`] };
+  for (const c of await docker.listContainers({ all: true, filters: label })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  for (const n of await docker.listNetworks({ filters: label })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+}
+
 async function main() {
   const seconds = Number(process.env.BENCH_SECONDS ?? 3);
   const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-proxy-'));
+  const instance = `bp${randomBytes(4).toString('hex')}`;
   const children = [];
   const stop = () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   };
   process.on('exit', stop);
   try {
-    const [bPort, berthPort, hp3Port, nginxPort, caddyPort] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
-    const backend = await spawnRole(['backend', String(bPort)]);
-    children.push(backend);
-    const berth = await spawnRole(['berth', String(berthPort), String(bPort)]);
-    children.push(berth);
-    const hp3 = await spawnRole(['hp3', String(hp3Port), String(bPort)]);
+    const run = await startBerthRun(dir, instance);
+    children.push(run.child);
+    const up = { host: run.ip, port: NODE_APP_PORT };
+    const [libPort, hp3Port, nginxPort, caddyPort] = await Promise.all([1, 2, 3, 4].map(() => freePort()));
+    const lib = await spawnRole(['berth', String(libPort), up.host, String(up.port)]);
+    children.push(lib);
+    const hp3 = await spawnRole(['hp3', String(hp3Port), up.host, String(up.port)]);
     children.push(hp3);
+    const local = (port) => ({ host: '127.0.0.1', port });
     const targets = [
-      { name: 'direct', port: bPort, pid: undefined },
-      { name: 'berth', port: berthPort, pid: berth.pid },
-      { name: 'http-proxy-3', port: hp3Port, pid: hp3.pid },
+      { name: 'direct', ...up, pid: undefined },
+      { name: 'berth run', ...local(run.port), pid: run.child.pid },
+      { name: 'berth (lib)', ...local(libPort), pid: lib.pid },
+      { name: 'http-proxy-3', ...local(hp3Port), pid: hp3.pid },
     ];
     for (const [name, port, start] of [['nginx', nginxPort, startNginx], ['caddy', caddyPort, startCaddy]]) {
       try {
-        const child = await start(dir, port, bPort);
+        const child = await start(dir, port, up.host, up.port);
         children.push(child);
-        targets.push({ name, port, pid: child.pid });
+        targets.push({ name, ...local(port), pid: child.pid });
       } catch (e) {
         console.error(`skipping ${name}: ${e.message}`);
       }
     }
-    for (const t of targets) await waitForPort(t.port);
+    for (const t of targets) await waitForPort(t.port, HOST, t.host);
 
     const samples = {};
     for (let round = 0; round < rounds; round++) {
       for (const conc of [1, 50]) {
         for (const t of targets) {
           // A short warm-up fills keep-alive pools and JITs the hot path.
-          wrk(t.port, conc, 1);
+          wrk(t, conc, 1);
           const c0 = t.pid ? await cpuMs(t.pid) : undefined;
-          const r = wrk(t.port, conc, seconds);
+          const r = wrk(t, conc, seconds);
           const c1 = t.pid ? await cpuMs(t.pid) : undefined;
           const cpuPer1k = c0 === undefined ? undefined : ((c1 - c0) / r.requests) * 1000;
           (samples[`${t.name}@${conc}`] ??= []).push({ ...r, cpuPer1k });
@@ -268,20 +328,31 @@ async function main() {
       const caddy = find('caddy', r.concurrency);
       r.vsCaddy = caddy ? Number((r.rps / caddy.rps).toFixed(3)) : null;
     }
-    const wake = await wakeOverhead(berth, berthPort, 20);
+    const wake = await wakeOverhead(lib, libPort, 20);
 
     const pad = (s, n) => String(s).padStart(n);
-    console.log(`\nwrk ${seconds}s x ${rounds} rounds (median), ${cpus().length} CPUs shared by wrk, proxy and backend`);
+    console.log(`\nwrk ${seconds}s x ${rounds} rounds (median), backend ${run.image} at ${up.host}:${up.port} (Docker bridge), ${cpus().length} CPUs shared by wrk, proxy and backend`);
     console.log(`${'target'.padEnd(14)}${pad('c', 4)}${pad('req/s', 9)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('cpu/1k', 9)}${pad('vs direct', 11)}${pad('vs caddy', 10)}`);
     for (const r of results) {
       console.log(`${r.target.padEnd(14)}${pad(r.concurrency, 4)}${pad(r.rps, 9)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.cpuMsPer1kReq ?? '-', 9)}${pad(r.vsDirect.toFixed(2), 11)}${pad(r.vsCaddy?.toFixed(2) ?? '-', 10)}`);
     }
-    console.log(`\nwake (n=${wake.n}, medians): cold TTFB ${wake.coldTtfbMs.toFixed(2)} ms = waker ${wake.wakerMs.toFixed(2)} ms + warm TTFB ${wake.warmTtfbMs.toFixed(2)} ms + berth overhead ${wake.overheadMs.toFixed(2)} ms`);
+    console.log(`\nlibrary wake (n=${wake.n}, medians): cold TTFB ${wake.coldTtfbMs.toFixed(2)} ms = waker ${wake.wakerMs.toFixed(2)} ms + warm TTFB ${wake.warmTtfbMs.toFixed(2)} ms + berth overhead ${wake.overheadMs.toFixed(2)} ms`);
 
     await mkdir(join(root, 'bench/results'), { recursive: true });
-    await writeFile(join(root, 'bench/results/proxy.json'), `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: cpus().length, seconds, rounds, results, wake }, null, 2)}\n`);
+    // The figures bench/run.mjs summarises: berth as `berth run` runs it, against Caddy.
+    const pick = (name) => Object.fromEntries([1, 50].map((c) => [`c${c}`, find(name, c) && { rps: find(name, c).rps, p50Ms: find(name, c).p50Ms, p99Ms: find(name, c).p99Ms, cpuMsPer1kReq: find(name, c).cpuMsPer1kReq }]));
+    const summary = {
+      berth: pick('berth run'), caddy: pick('caddy'), nginx: pick('nginx'), direct: pick('direct'),
+      ratios: { berthVsCaddyC1: find('berth run', 1)?.vsCaddy ?? null, berthVsCaddyC50: find('berth run', 50)?.vsCaddy ?? null },
+    };
+    await writeFile(join(root, 'bench/results/proxy.json'), `${JSON.stringify({
+      at: new Date().toISOString(), node: process.version, cpus: cpus().length, seconds, rounds,
+      backend: { image: run.image, address: `${up.host}:${up.port}`, network: 'Docker bridge (berth instance network)' }, summary, results, wake,
+    }, null, 2)}\n`);
   } finally {
     stop();
+    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+    await removeInstance(instance);
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -289,18 +360,12 @@ async function main() {
 // ---- entry: the runner, or a child role (`node bench/proxy.mjs <role> ...`) -----------------------
 
 const role = process.argv[2];
-if (role === 'backend') {
-  const body = Buffer.from('hello\n');
-  http.createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-    res.end(body);
-  }).listen(Number(process.argv[3]), '127.0.0.1', () => process.send?.('ready'));
-} else if (role === 'berth') {
-  await runBerth(Number(process.argv[3]), Number(process.argv[4]));
+if (role === 'berth') {
+  await runBerth(Number(process.argv[3]), process.argv[4], Number(process.argv[5]));
 } else if (role === 'hp3') {
   const { createProxyServer } = await import('http-proxy-3');
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
-  const proxy = createProxyServer({ xfwd: true, agent, target: { host: '127.0.0.1', port: Number(process.argv[4]) } });
+  const proxy = createProxyServer({ xfwd: true, agent, target: { host: process.argv[4], port: Number(process.argv[5]) } });
   proxy.on('error', (_e, _req, res) => res.destroy?.());
   http.createServer((req, res) => proxy.web(req, res)).listen(Number(process.argv[3]), '127.0.0.1', () => process.send?.('ready'));
 } else {

@@ -35,7 +35,7 @@ export function appStatus(input: AppStatusInput): AppStatus {
   const spec = d?.app.spec;
   const observed = ctx.observed!;
   const hash = d?.image !== undefined ? containerSpecFor(ctx.config, d, 0).hash : undefined;
-  const serving = servingContainers(observed, ctx.facts, ctx.healthy, ctx.config.network);
+  const serving = servingContainers(observed, ctx.facts, ctx.healthy, ctx.config.network, ctx.unverified);
   const cur = observed.containers.filter((c) => c.hash === hash);
   const failed = hash !== undefined && ctx.facts.failedHash === hash;
   const dockerDown = ctx.lastError?.reason === 'DockerUnavailable';

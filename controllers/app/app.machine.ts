@@ -47,6 +47,8 @@ export interface AppContext extends AppMachineInput {
   /** Set by a wake request until the app serves again (phase Waking). */
   waking: boolean;
   healthy: string[];
+  /** Running containers whose health check failed since they last started (no traffic until one passes). */
+  unverified: string[];
   work: { phase: WorkPhase; step: string } | undefined;
   attempt: number;
   retryDelayMs: number;
@@ -111,8 +113,9 @@ export const appMachine = setup({
       const observed = (event as unknown as { output: Observed }).output;
       const running = new Set(observed.containers.filter((c) => c.state === 'running').map((c) => c.id));
       const healthy = context.healthy.filter((id) => running.has(id));
-      const p = plan({ desired: context.desired, observed, facts: context.facts, wantRunning: context.wantRunning, waking: context.waking, healthy: new Set(healthy), config: context.config });
-      return { observed, healthy, plan: p, work: p.kind === 'act' ? { phase: context.waking && p.phase === 'Deploying' ? ('Waking' as const) : p.phase, step: describeStep(p) } : undefined };
+      const unverified = context.unverified.filter((id) => running.has(id));
+      const p = plan({ desired: context.desired, observed, facts: context.facts, wantRunning: context.wantRunning, waking: context.waking, healthy: new Set(healthy), unverified: new Set(unverified), config: context.config });
+      return { observed, healthy, unverified, plan: p, work: p.kind === 'act' ? { phase: context.waking && p.phase === 'Deploying' ? ('Waking' as const) : p.phase, step: describeStep(p) } : undefined };
     }),
     applyResult: assign(({ context, event }) => {
       const r = (event as unknown as { output: ExecResult }).output;
@@ -134,7 +137,13 @@ export const appMachine = setup({
           history: pushHistory(facts.history, { ...revisionOf(context.desired), at, result, message: r.rolloutFailed.message }),
         };
       }
-      return { events, facts, healthy: [...new Set([...context.healthy, ...r.healthy])] };
+      // The containers just verified healthy, as inspected then: traffic can flow to them before the next observe.
+      let observed = context.observed;
+      if (observed && r.verified?.length) {
+        const byId = new Map(r.verified.map((c) => [c.id, c]));
+        observed = { ...observed, containers: observed.containers.map((c) => (byId.has(c.id) ? { ...c, state: byId.get(c.id)!.state, networks: byId.get(c.id)!.networks } : c)) };
+      }
+      return { events, facts, observed, healthy: [...new Set([...context.healthy, ...r.healthy])], unverified: context.unverified.filter((id) => !r.healthy.includes(id)) };
     }),
     recordError: assign(({ context, event }) => {
       const err = asBerthError((event as unknown as { error: unknown }).error);
@@ -146,8 +155,11 @@ export const appMachine = setup({
       const retryDelayMs = Math.round(base * (0.8 + 0.4 * context.random()));
       const at = context.clock.now();
       const lastError: LastError = { kind: err.kind, reason: err.reason, message: err.message, at: at.toISOString() };
+      // Containers a failed health wait was for stay running but get no traffic until they pass one.
+      const waited = context.plan?.kind === 'act' && err.reason === 'HealthCheckTimeout' ? context.plan.actions.flatMap((a) => (a.type === 'waitHealthy' ? a.containers : [])) : [];
       return {
         lastError,
+        unverified: [...new Set([...context.unverified, ...waited])],
         attempt,
         retryDelayMs,
         retryAt: err.kind === 'stalled' ? undefined : new Date(at.getTime() + retryDelayMs).toISOString(),
@@ -189,6 +201,7 @@ export const appMachine = setup({
     wantRunning: input.facts.sleepingSince === undefined || input.desired?.app.spec.idle === undefined,
     waking: false,
     healthy: [],
+    unverified: [],
     work: undefined,
     attempt: 0,
     retryDelayMs: BACKOFF_BASE_MS,

@@ -34,6 +34,8 @@ export interface ExecResult {
   promoted?: string;
   /** The new version failed in a way that will not change by retrying the same spec. */
   rolloutFailed?: { hash: string; reason: string; message: string };
+  /** The healthy containers as last inspected (running, with addresses): lets traffic flow before the next observe. */
+  verified?: ContainerDetails[];
 }
 
 export async function execute(actions: Action[], desired: AppDesired | undefined, deps: ExecutorDeps, signal: AbortSignal): Promise<ExecResult> {
@@ -87,6 +89,7 @@ export async function execute(actions: Action[], desired: AppDesired | undefined
         const outcome = await waitHealthy(a, desired!, deps, signal);
         if (outcome.ok) {
           result.healthy.push(...outcome.ids);
+          result.verified = [...(result.verified ?? []), ...outcome.containers];
           break;
         }
         if (!a.rollout) throw new BerthError('transient', outcome.reason, outcome.message);
@@ -129,21 +132,34 @@ async function createOrAdopt(runtime: ContainerRuntime, spec: Parameters<Contain
   }
 }
 
-type HealthOutcome = { ok: true; ids: string[] } | { ok: false; reason: string; message: string };
+type HealthOutcome = { ok: true; ids: string[]; containers: ContainerDetails[] } | { ok: false; reason: string; message: string };
+
+/** Probe often while a start is young (an app's listen is usually 50-500 ms away), sparingly later. */
+const FAST_PROBE_MS = 10;
+const FAST_PHASE_MS = 3000;
+const SLOW_PROBE_MAX_MS = 500;
+/** Re-inspect (exit, restart, health status) at most this often; a refused TCP probe costs nothing, an inspect is a Docker call. */
+const INSPECT_EVERY_MS = 250;
 
 /** Poll the containers until each answers its health probe, exits, or the start period ends. */
 async function waitHealthy(a: Extract<Action, { type: 'waitHealthy' }>, desired: AppDesired, deps: ExecutorDeps, signal: AbortSignal): Promise<HealthOutcome> {
   const { runtime, prober, clock, config } = deps;
   const hc = desired.app.spec.healthCheck;
-  const deadline = clock.monotonic() + a.startPeriodMs;
+  const started = clock.monotonic();
+  const deadline = started + a.startPeriodMs;
   const pending = new Set(a.containers);
   const ids: string[] = [];
-  let delay = 5;
+  const containers: ContainerDetails[] = [];
+  const inspected = new Map<string, { at: number; c: ContainerDetails }>();
+  let delay = FAST_PROBE_MS;
   let last = 'no probe ran yet';
   for (;;) {
     for (const ref of [...pending]) {
-      const c = await runtime.inspectContainer(ref, signal);
+      const seen = inspected.get(ref);
+      const fresh = seen !== undefined && clock.monotonic() - seen.at < INSPECT_EVERY_MS && seen.c.state === 'running';
+      const c = fresh ? seen.c : await runtime.inspectContainer(ref, signal);
       if (!c) throw new BerthError('transient', 'ContainerMissing', `container ${ref} disappeared while starting`);
+      if (!fresh) inspected.set(ref, { at: clock.monotonic(), c });
       // A new container that restarted even once crashed; an old one may carry restarts from its past.
       if (c.state === 'exited' || c.state === 'dead' || (a.rollout && c.restartCount > 0)) {
         return { ok: false, reason: 'ContainerExited', message: `${c.name} exited with code ${c.exitCode}${c.oomKilled ? ' (out of memory)' : ''} before becoming healthy${await logTail(runtime, c, signal)}` };
@@ -163,14 +179,15 @@ async function waitHealthy(a: Extract<Action, { type: 'waitHealthy' }>, desired:
       if (r.ok) {
         pending.delete(ref);
         ids.push(c.id);
+        containers.push(c);
       }
     }
-    if (pending.size === 0) return { ok: true, ids };
+    if (pending.size === 0) return { ok: true, ids, containers };
     if (clock.monotonic() >= deadline) {
       return { ok: false, reason: 'HealthCheckTimeout', message: `not healthy within ${Math.round(a.startPeriodMs / 1000)}s (startPeriodSeconds): ${last}` };
     }
     await deps.sleep(delay, signal);
-    delay = Math.min(Math.round(delay * 1.5), 500);
+    if (clock.monotonic() - started >= FAST_PHASE_MS) delay = Math.min(Math.round(delay * 1.5), SLOW_PROBE_MAX_MS);
   }
 }
 

@@ -16,6 +16,8 @@ export interface PlanInput {
   waking?: boolean;
   /** Containers (ids) verified healthy since they last started. */
   healthy: ReadonlySet<string>;
+  /** Running containers (ids) whose health check failed since they last started: they need proof again. */
+  unverified?: ReadonlySet<string>;
   config: PlanConfig;
 }
 
@@ -96,8 +98,9 @@ function rollout(input: PlanInput, desired: AppDesired, hash: string): Plan {
       waitFor.push(c.id);
     } else if (!(config.network in c.networks)) {
       actions.push({ type: 'connectNetwork', container: c.id, aliases: [desired.name], because: { reason: 'NetworkDisconnected', message: `found ${c.name} disconnected from ${config.network}; reconnecting it` } });
-    } else if (!deployed && !healthy.has(c.id)) {
-      // A promoted container that keeps running needs no new proof (e.g. after a berth restart).
+    } else if (!healthy.has(c.id) && (!deployed || input.unverified?.has(c.id) === true)) {
+      // A promoted container that keeps running needs no new proof (e.g. after a berth restart),
+      // unless it failed one since it started (a wake that never got ready).
       waitFor.push(c.id);
     }
   }

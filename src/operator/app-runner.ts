@@ -90,7 +90,7 @@ export class AppRunner {
   /** Containers that should receive traffic now. */
   serving(): ObservedContainer[] {
     const c = this.context;
-    return servingContainers(c.observed, c.facts, c.healthy, c.config.network);
+    return servingContainers(c.observed, c.facts, c.healthy, c.config.network, c.unverified);
   }
 
   status(entry: DesiredEntry, previous: { phase?: AppStatus['phase']; conditions?: Condition[] } | undefined, extras: StatusExtras | undefined): AppStatus {

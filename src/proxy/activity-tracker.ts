@@ -75,11 +75,6 @@ export class ActivityTracker {
     if (a.inFlight === 0) this.onQuiet?.(app);
   }
 
-  /** Starts the idle clock of an app never seen before (called when it is first watched). */
-  touch(app: string): number {
-    return this.record(app).last;
-  }
-
   snapshot(app: string): ActivitySnapshot | undefined {
     const a = this.apps.get(app);
     return a === undefined ? undefined : { inFlight: a.inFlight, openStreams: a.streams, lastActivity: this.toWall(a.last) };

@@ -105,6 +105,36 @@ describe('IdleMonitor', () => {
     expect(idle).toEqual(['old', 'recent', 'future']);
   });
 
+  it('after a restart, activity restored once the app is already watched still counts (backends may arrive first)', () => {
+    backends.set('late', serving(5 * MIN));
+    backends.set('idle-long-ago', serving(5 * MIN));
+    vi.advanceTimersByTime(1000);
+    // Watching alone is not activity: there is nothing to persist, and a restore still applies.
+    expect(activity.lastActivity('late')).toBeUndefined();
+    activity.restore('late', new Date(Date.now() - 3 * MIN));
+    activity.restore('idle-long-ago', new Date(Date.now() - 60 * MIN));
+    expect(idle).toEqual(['idle-long-ago']);
+    vi.advanceTimersByTime(2 * MIN - 1);
+    expect(idle).toEqual(['idle-long-ago']);
+    vi.advanceTimersByTime(1);
+    expect(idle).toEqual(['idle-long-ago', 'late']);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('keeps one timer while requests come and go (no re-arming per request)', () => {
+    backends.set('busy', serving(5 * MIN));
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    for (let i = 0; i < 100; i++) {
+      activity.begin('busy');
+      activity.end('busy');
+      vi.advanceTimersByTime(1000);
+    }
+    expect(setTimeoutSpy).not.toHaveBeenCalled();
+    setTimeoutSpy.mockRestore();
+    vi.advanceTimersByTime(5 * MIN);
+    expect(idle).toEqual(['busy']);
+  });
+
   it('reports last activity as wall time for persistence', () => {
     activity.begin('p');
     activity.end('p');
