@@ -84,7 +84,11 @@ export function appStatus(input: AppStatusInput): AppStatus {
     conditions: mergeConditions(input.previousConditions, conditions, now),
   };
   if (input.url) status.url = input.url;
-  if (d?.revision) status.revision = d.revision;
+  // The commit running: while a new revision failed (its build or its containers), the previous
+  // one keeps serving, and that is the one to report (and for berth rollback to step back from).
+  const running = failed && serving.length > 0 ? servingRevision(ctx.facts.history, serving) : undefined;
+  const revision = running ?? d?.revision;
+  if (revision) status.revision = revision;
   if (d?.image !== undefined) status.image = { ref: d.image, ...(observed.image ? { id: observed.image.id } : {}) };
   if (observed.containers.length > 0) {
     status.containers = observed.containers.map((c) => ({
@@ -184,4 +188,10 @@ function withExtras(status: AppStatus, input: AppStatusInput): AppStatus {
   if (!input.extraConditions?.length && !input.url) return status;
   const conditions = mergeConditions(input.previousConditions, [...status.conditions, ...(input.extraConditions ?? [])], input.now);
   return { ...status, conditions, ...(input.url ? { url: input.url } : {}) };
+}
+
+/** The revision of the newest successful deploy whose image a serving container runs. */
+function servingRevision(history: readonly { revision?: string; image: string; result: string }[], serving: readonly { image: string }[]): string | undefined {
+  const images = new Set(serving.map((c) => c.image));
+  return [...history].reverse().find((h) => h.result === 'Succeeded' && h.revision !== undefined && images.has(h.image))?.revision;
 }

@@ -31,6 +31,7 @@ export class ManifestWatcher {
   private readonly digests = new Map<string, string>();
   private readonly dirty = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly dirTimers = new Set<NodeJS.Timeout>();
   private ready = false;
   private flushing: Promise<void> = Promise.resolve();
   private readonly debounceMs: number;
@@ -57,6 +58,7 @@ export class ManifestWatcher {
     });
     this.watcher.on('all', (event, path) => {
       if (event === 'add' || event === 'change' || event === 'unlink') this.mark(path);
+      else if (event === 'addDir' && this.ready) this.recheckDir(path);
     });
     this.watcher.on('error', (e) => {
       // ENOSPC here means the inotify watch limit, not a full disk.
@@ -70,6 +72,7 @@ export class ManifestWatcher {
 
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
+    for (const t of this.dirTimers) clearTimeout(t);
     await this.watcher?.close();
     await this.flushing;
   }
@@ -84,6 +87,26 @@ export class ManifestWatcher {
     for (const p of found) this.dirty.add(p);
     for (const rel of this.loads.keys()) this.dirty.add(join(this.opts.dir, rel));
     this.schedule(0);
+  }
+
+  /**
+   * chokidar lists a new folder before it watches it (paulmillr/chokidar#1471, still in 5.0.0):
+   * a file renamed into it in between — berth's own atomic writes into manifests/_webhook/ — is
+   * never reported. Walk the folder again once its watch is surely up.
+   */
+  private recheckDir(dir: string): void {
+    for (const ms of [200, 2000]) {
+      const timer = setTimeout(() => {
+        this.dirTimers.delete(timer);
+        void walk(dir).then((found) => {
+          const missed = found.filter((p) => !this.loads.has(relative(this.opts.dir, p)));
+          for (const p of missed) this.dirty.add(p);
+          if (missed.length > 0) this.schedule(0);
+        });
+      }, ms);
+      timer.unref();
+      this.dirTimers.add(timer);
+    }
   }
 
   private mark(path: string): void {

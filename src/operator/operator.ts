@@ -11,6 +11,7 @@ import { StatusWriter } from '../status/status-writer.js';
 import { DesiredStore } from '../desired/desired-store.js';
 import { ManifestWatcher } from '../manifests/manifest-watcher.js';
 import { formatProblem } from '../manifests/loader.js';
+import { WEBHOOK_DIR } from '../manifests/manifest-files.js';
 import { startAdminServer, send } from '../admin/admin-server.js';
 import { packageVersion } from '../util/package-root.js';
 import { ControllerManager } from './controller-manager.js';
@@ -42,7 +43,9 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   const startedAt = new Date().toISOString();
   await mkdir(config.state, { recursive: true, mode: 0o700 });
   await chmod(config.state, 0o700);
-  await mkdir(config.manifests, { recursive: true });
+  // berth writes revisions and synced repositories into _webhook/: made up front, so its first
+  // file never lands in a folder the watcher has only just started to watch.
+  await mkdir(join(config.manifests, WEBHOOK_DIR), { recursive: true });
   await mkdir(config.status, { recursive: true });
 
   const state = await StateStore.open({ dir: config.state, log: log.child({ component: 'state' }) });
