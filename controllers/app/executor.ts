@@ -8,6 +8,7 @@ import type { Clock } from '../ports/clock.js';
 import { BerthError, isBerthError } from '../ports/errors.js';
 import { isOwned } from '../../src/api/labels.js';
 import { volumeLabels } from './container-spec.js';
+import { faultPoint } from '../../src/util/fault-point.js';
 import type { Action, AppDesired, PlanConfig } from './types.js';
 
 export interface ExecutorDeps {
@@ -74,10 +75,12 @@ export async function execute(actions: Action[], desired: AppDesired | undefined
       }
       case 'createContainer':
         await createOrAdopt(runtime, a.spec, config.instance, signal);
+        faultPoint('deploy:after-create');
         note(a.because.reason, a.because.message, a.because.reason === 'ContainerMissing' ? 'Warning' : 'Normal');
         break;
       case 'startContainer':
         await runtime.startContainer(a.container, signal);
+        faultPoint('deploy:after-start');
         if (a.because.reason === 'Waking') note(a.because.reason, a.because.message);
         else if (a.because.reason !== 'Starting') note(a.because.reason, a.because.message, 'Warning');
         break;
@@ -100,15 +103,19 @@ export async function execute(actions: Action[], desired: AppDesired | undefined
         return result;
       }
       case 'promote':
+        faultPoint('deploy:before-promote');
         result.promoted = a.hash;
         note('Deployed', `${app} is serving the new version${desired?.revision ? ` (revision ${desired.revision.slice(0, 12)})` : ''}`);
         break;
       case 'stopContainer':
+        faultPoint('deploy:before-stop');
         await runtime.stopContainer(a.container, a.timeoutSeconds, signal);
+        faultPoint('deploy:after-stop');
         if (a.because.reason === 'Idle' || a.because.reason === 'ScaledToZero') note(a.because.reason, a.because.message);
         break;
       case 'removeContainer':
         await runtime.removeContainer(a.container, signal);
+        faultPoint('deploy:after-remove');
         note(a.because.reason, a.because.message);
         break;
       case 'removeVolume':
@@ -174,6 +181,7 @@ async function waitHealthy(a: Extract<Action, { type: 'waitHealthy' }>, desired:
         last = `${c.name} has no address on ${config.network} yet`;
         continue;
       }
+      faultPoint('deploy:during-health');
       const r = await prober.probe({ host: ip, port: desired.app.spec.port, ...(hc.path !== undefined ? { path: hc.path } : {}), timeoutMs: hc.timeoutSeconds * 1000 }, signal);
       last = r.detail;
       if (r.ok) {

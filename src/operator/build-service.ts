@@ -8,6 +8,7 @@ import type { BuildSpec, ImageBuilderPort } from '../../controllers/ports/image-
 import { BuildQueue, type BuildQueueSnapshot, type InFlightBuild } from '../build/build-queue.js';
 import { BuildFailedError, ImageBuilder } from '../build/image-builder.js';
 import { BerthError } from '../../controllers/ports/errors.js';
+import { faultPoint } from '../util/fault-point.js';
 import type { GitSource } from '../git/git-source.js';
 import { LABEL_APP, ownerLabels } from '../api/labels.js';
 import type { StateStore } from '../state/state-store.js';
@@ -60,6 +61,7 @@ export class BuildService implements ImageBuilderPort {
         contextDir = spec.source.path;
       }
       log.info('build started');
+      faultPoint('build:started');
       try {
         const r = await this.builder.build(
           { app: spec.app, instance: this.opts.instance, revision: spec.revision, contextDir, dockerfile: spec.dockerfile, buildArgs: spec.buildArgs },

@@ -4,6 +4,7 @@
 import { open, rename, unlink, mkdir } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { faultPoint } from './fault-point.js';
 
 export async function atomicWrite(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const dir = dirname(path);
@@ -19,6 +20,7 @@ export async function atomicWrite(path: string, data: string | Uint8Array, mode 
     throw e;
   }
   await fh.close();
+  faultPoint('write:before-rename');
   try {
     await rename(tmp, path);
   } catch (e) {
