@@ -2,6 +2,7 @@
 // 0.0.0.0:8080 and the admin API on 127.0.0.1:9090. Run with no flags in a fresh folder.
 import { describe, it, expect, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
+import { get } from 'node:http';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,8 +42,15 @@ describe('berth run with no flags', () => {
       expect(((await stat(join(cwd, '.berth'))).mode & 0o777).toString(8)).toBe('700');
       await writeFile(join(cwd, 'manifests', 'web.yaml'), `apiVersion: berth.dev/v1alpha1\nkind: App\nmetadata: {name: web}\nspec: {image: ${IMAGES.httpdV1}, tls: none, routes: [{host: web.lan}]}\n`);
       await waitFor('web Ready', async () => (await readYaml<{ status: { phase: string } }>(join(cwd, 'status', 'apps', 'web.yaml')))?.status.phase === 'Ready', 20_000);
-      const res = await fetch('http://127.0.0.1:8080/', { headers: { Host: 'web.lan' } });
-      expect([res.status, await res.text()]).toEqual([200, 'hello v1\n']);
+      // fetch() drops a Host header (a forbidden header name), so plain http.get.
+      const res = await new Promise<[number, string]>((resolve, reject) => {
+        get({ host: '127.0.0.1', port: 8080, path: '/', headers: { Host: 'web.lan' } }, (r) => {
+          let body = '';
+          r.on('data', (c: Buffer) => (body += c.toString()));
+          r.on('end', () => resolve([r.statusCode ?? 0, body]));
+        }).on('error', reject);
+      });
+      expect(res).toEqual([200, 'hello v1\n']);
       const op = await readYaml<{ status: { listeners: Record<string, string> } }>(join(cwd, 'status', 'operator.yaml'));
       expect(op?.status.listeners).toMatchObject({ admin: '127.0.0.1:9090', http: '0.0.0.0:8080' });
     } finally {
