@@ -60,7 +60,7 @@ export function appStatus(input: AppStatusInput): AppStatus {
   let ready: ConditionInput;
   if (machine.state === 'paused') ready = { type: 'Ready', status: 'Unknown', reason: 'Paused', message: 'spec.paused is true: berth leaves the app as it is' };
   else if (dockerDown) ready = { type: 'Ready', status: 'Unknown', reason: 'DockerUnavailable', message: `${ctx.lastError!.message}; waiting for Docker, nothing is torn down` };
-  else if (serving.length > 0) {
+  else if (serving.length > 0 && phase !== 'Sleeping') {
     ready = { type: 'Ready', status: 'True', reason: 'Available', message: failed ? 'the previous version is serving' : `${serving.length}/${replicas} container(s) serving` };
   } else if (phase === 'Sleeping') {
     ready = replicas === 0

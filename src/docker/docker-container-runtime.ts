@@ -14,6 +14,7 @@ import type {
   RuntimeEvent,
 } from '../../controllers/ports/container-runtime.js';
 import { BerthError } from '../../controllers/ports/errors.js';
+import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY } from '../api/labels.js';
 import { abortReason, classifyDockerError, isNotModified, type DockerOperation } from './classify-docker-error.js';
 import { checkNetworkName, checkResolvedBindSources, containerCreateOptions, validateContainerSpec } from './container-config.js';
 import { DEFAULT_EVENT_BACKOFF, labelFilter, watchDockerEvents, type EventBackoff } from './docker-events.js';
@@ -384,8 +385,12 @@ export class DockerContainerRuntime implements ContainerRuntime {
       .filter((n) => n.Name === name)
       .sort((a, b) => Date.parse(a.Created) - Date.parse(b.Created) || a.Id.localeCompare(b.Id));
     const [keep, ...duplicates] = same;
+    // Without labels (a plain lookup), a duplicate carrying the same ownership labels as the kept
+    // network is ours too: a kill -9 during a create leaves such twins, and until they are gone
+    // every container create on that name fails as "ambiguous".
+    const mine = labels ?? (keep?.Labels?.[LABEL_MANAGED_BY] === MANAGED_BY ? { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_INSTANCE]: keep.Labels[LABEL_INSTANCE] ?? '' } : undefined);
     for (const d of duplicates) {
-      const owned = labels !== undefined && Object.entries(labels).every(([k, v]) => d.Labels?.[k] === v);
+      const owned = mine !== undefined && Object.entries(mine).every(([k, v]) => d.Labels?.[k] === v);
       // The engine refuses to remove a network with containers attached, so this never cuts anyone off.
       if (owned) await this.call('other', signal, () => this.docker.getNetwork(d.Id).remove()).catch(() => undefined);
     }

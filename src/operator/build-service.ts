@@ -80,17 +80,25 @@ export class BuildService implements ImageBuilderPort {
     }, { signal });
   }
 
-  /** Keep the newest images of an app (and any a container uses — a sleeping app's included); remove the rest. */
-  async prune(app: string): Promise<void> {
+  /**
+   * Keep the newest images of an app (and any a container uses — a sleeping app's included);
+   * remove the rest. `keep` 0: the app is gone, remove every image of it nothing uses.
+   */
+  async prune(app: string, keep = this.opts.keepImages(app)): Promise<void> {
     const labels = ownerLabels(this.opts.instance, app);
     const [images, containers] = await Promise.all([this.opts.runtime.listImages(labels), this.opts.runtime.listContainers(labels)]);
     const used = new Set(containers.flatMap((c) => [c.image, c.imageId]));
-    const keep = this.opts.keepImages(app);
     const newestFirst = images.filter((i) => i.labels[LABEL_APP] === app).sort((a, b) => b.created - a.created);
     for (const image of newestFirst.slice(keep)) {
       if (used.has(image.id) || image.tags.some((t) => used.has(t))) continue;
       for (const tag of image.tags) await this.opts.runtime.removeImage(tag);
     }
+  }
+
+  /** Apps berth has built images for (from the images' labels). */
+  async builtApps(): Promise<string[]> {
+    const images = await this.opts.runtime.listImages(ownerLabels(this.opts.instance));
+    return [...new Set(images.map((i) => i.labels[LABEL_APP]).filter((a): a is string => a !== undefined))];
   }
 
   snapshot(): BuildQueueSnapshot {

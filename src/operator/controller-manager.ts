@@ -29,6 +29,8 @@ export interface ControllerManagerOptions {
   onAppChange?: (name: string) => void;
   /** Called when the connection to Docker is won or lost. */
   onDockerChange?: (connected: boolean) => void;
+  /** Called when an app's controller removed everything it made (the manifest is gone). */
+  onAppDeleted?: (name: string) => void;
   /** Parts of an app's status owned by routing and certificates. */
   statusExtras?: (name: string) => StatusExtras | undefined;
   /** Revisions of built apps (git commits, context hashes). */
@@ -259,6 +261,7 @@ export class ControllerManager {
       void this.opts.status.remove(`apps/${r.name}.yaml`);
       this.opts.state.update((d) => void delete d.apps[r.name]);
       this.opts.onAppChange?.(r.name);
+      this.opts.onAppDeleted?.(r.name);
       return;
     }
     this.persistFacts(r);

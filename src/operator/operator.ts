@@ -83,6 +83,8 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
       operatorStatusSoon();
     },
     onDockerChange: operatorStatusSoon,
+    // What berth built for an app goes with it.
+    onAppDeleted: (name) => void builds.prune(name, 0).catch((e: unknown) => log.warn({ err: e, app: name }, 'cannot remove the images of a deleted app')),
     statusExtras: (name) => late.traffic?.extras(name),
     deps: {
       runtime, prober: healthProber, clock: systemClock, sleep: abortableSleep, builder: builds,
@@ -201,9 +203,9 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
       {
         name: 'prune-images', schedule: '43 3 * * *',
         run: async () => {
-          const built = desired.list('App').filter((e) => (e.object as App | undefined)?.spec.build).map((e) => e.name);
-          for (const app of built) await builds.prune(app);
-          return `pruned old images of ${built.length} built app(s)`;
+          const apps = await builds.builtApps();
+          for (const app of apps) await builds.prune(app, desired.get('App', app)?.object ? undefined : 0);
+          return `pruned old images of ${apps.length} built app(s)`;
         },
       },
       { name: 'backup-state', schedule: '7 4 * * *', run: () => backupState(config.state) },
