@@ -169,7 +169,7 @@ async function waitHealthy(a: Extract<Action, { type: 'waitHealthy' }>, desired:
       if (!fresh) inspected.set(ref, { at: clock.monotonic(), c });
       // A new container that restarted even once crashed; an old one may carry restarts from its past.
       if (c.state === 'exited' || c.state === 'dead' || (a.rollout && c.restartCount > 0)) {
-        return { ok: false, reason: 'ContainerExited', message: `${c.name} exited with code ${c.exitCode}${c.oomKilled ? ' (out of memory)' : ''} before becoming healthy${await logTail(runtime, c, signal)}` };
+        return { ok: false, reason: 'ContainerExited', message: `${c.name} exited with code ${c.exitCode}${c.oomKilled ? ' (out of memory)' : ''} before becoming healthy${await logTail(runtime, c, Object.values(desired.secrets), signal)}` };
       }
       if (c.state !== 'running' || c.health === 'starting') continue;
       if (c.health === 'unhealthy') {
@@ -199,11 +199,16 @@ async function waitHealthy(a: Extract<Action, { type: 'waitHealthy' }>, desired:
   }
 }
 
-async function logTail(runtime: ContainerRuntime, c: ContainerDetails, signal: AbortSignal): Promise<string> {
+/**
+ * The last lines a failed container printed, for the status message. The app may print its own
+ * environment: its secret values are replaced before the text reaches status, state or logs.
+ */
+async function logTail(runtime: ContainerRuntime, c: ContainerDetails, secrets: string[], signal: AbortSignal): Promise<string> {
   try {
     const stream = await runtime.containerLogs(c.id, { follow: false, tail: 10, signal });
     let text = '';
     for await (const chunk of stream) text += String(chunk);
+    for (const v of secrets) if (v !== '') text = text.split(v).join('[redacted]');
     const lines = text.trim().split('\n').filter(Boolean).slice(-5);
     return lines.length > 0 ? `; last output: ${lines.join(' | ').slice(0, 500)}` : '';
   } catch {

@@ -2,6 +2,7 @@
 // UsageError (exit code 2) with a message that says what to do.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
+import { isIP } from 'node:net';
 import { OPTIONS, type OptionDef } from './options.js';
 import { parseDuration } from '../api/quantities.js';
 
@@ -146,5 +147,8 @@ export function runConfig(values: Values, env: NodeJS.ProcessEnv = process.env):
 }
 
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  const h = host.toLowerCase().replace(/\.$/, '');
+  // An IPv4 literal in 127/8, not any name that merely starts with "127." (a rebinding attacker's
+  // own domain can be called 127.0.0.1.evil.example).
+  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
 }

@@ -33,6 +33,7 @@ import type { App } from '../api/types.generated.js';
 import { Schedules, backupState } from './schedules.js';
 import { loadKeyRing, readAllSecrets, watchSecrets } from '../secrets/secret-store.js';
 import { registerSecretValue } from '../util/logger.js';
+import { removeStaleTemps } from '../util/atomic-write.js';
 
 export interface Operator {
   stop(): Promise<void>;
@@ -47,6 +48,8 @@ export async function startOperator(config: RunConfig, log: Logger): Promise<Ope
   // file never lands in a folder the watcher has only just started to watch.
   await mkdir(join(config.manifests, WEBHOOK_DIR), { recursive: true });
   await mkdir(config.status, { recursive: true });
+  // Temp files of writes a crash interrupted (never renamed) would otherwise pile up forever.
+  for (const dir of [config.state, config.status, join(config.status, 'apps'), join(config.status, 'gitrepositories'), join(config.manifests, WEBHOOK_DIR)]) await removeStaleTemps(dir);
 
   const state = await StateStore.open({ dir: config.state, log: log.child({ component: 'state' }) });
   const status = new StatusWriter(config.status, log.child({ component: 'status' }));

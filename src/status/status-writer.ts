@@ -6,10 +6,11 @@ import { readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { atomicWrite } from '../util/atomic-write.js';
-import type { Logger } from '../util/logger.js';
+import { scrub, type Logger } from '../util/logger.js';
 
 export function renderStatus(doc: unknown): string {
-  return stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false });
+  // Secret values never reach a status file, whatever message carried them (the logger's registry).
+  return scrub(stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false }));
 }
 
 export class StatusWriter {

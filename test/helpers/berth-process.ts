@@ -78,7 +78,8 @@ export class BerthProcess {
   async waitReady(timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.proc.exitCode !== null) throw new Error(`berth exited with ${this.proc.exitCode}:\n${this.logs()}`);
+      // A process killed by a signal (kill -9, a BERTH_FAULT point) has exitCode null and a signalCode.
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`berth exited with ${this.proc.exitCode ?? this.proc.signalCode}:\n${this.logs()}`);
       const op = await readYaml<{ status?: { pid?: number; listeners?: { admin?: string; http?: string } } }>(join(this.dirs.status, 'operator.yaml'));
       const listeners = op?.status?.pid === this.proc.pid ? op?.status?.listeners : undefined;
       if (listeners?.admin) {
