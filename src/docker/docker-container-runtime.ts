@@ -2,6 +2,7 @@
 // as a BerthError (classify-docker-error.ts); 304 and the "already gone" answers of idempotent
 // calls are success; pull and build results are read from their progress streams.
 import type { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import Docker from 'dockerode';
 import type {
   BuildOptions,
@@ -28,6 +29,10 @@ const DEFAULT_STREAM_TIMEOUT_MS = 60 * 60 * 1000;
 const HEALTH_STATES = new Set(['starting', 'healthy', 'unhealthy']);
 /** The engine's "never" for StartedAt/FinishedAt. */
 const ZERO_TIME = '0001-01-01T00:00:00Z';
+/** A network younger than this may still have a twin on its way (see settledNetwork). */
+const NETWORK_SETTLE_AGE_MS = 1500;
+const NETWORK_SETTLE_MS = 150;
+const NETWORK_SETTLE_ROUNDS = 5;
 
 export interface DockerRuntimeOptions {
   /** Reconnect delays of watchEvents (default 250 ms doubling to 10 s). */
@@ -358,18 +363,39 @@ export class DockerContainerRuntime implements ContainerRuntime {
 
   private async createNetworkIfMissing(name: string, labels: Record<string, string>, signal?: AbortSignal): Promise<string> {
     const existing = await this.findNetwork(name, labels, signal);
-    if (existing) return existing;
-    try {
-      await this.call('other', signal, () =>
-        this.docker.createNetwork({ Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: labels, abortSignal: signal }),
-      );
-    } catch (e) {
-      // Conflict: another process created it between our look and our create; use theirs.
-      if ((e as BerthError).reason !== 'Conflict') throw e;
+    if (existing && Date.now() - existing.created > NETWORK_SETTLE_AGE_MS) return existing.id;
+    if (!existing) {
+      try {
+        await this.call('other', signal, () =>
+          this.docker.createNetwork({ Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: labels, abortSignal: signal }),
+        );
+      } catch (e) {
+        // Conflict: another process created it between our look and our create; use theirs.
+        if ((e as BerthError).reason !== 'Conflict') throw e;
+      }
     }
-    const created = await this.findNetwork(name, labels, signal);
-    if (!created) throw new BerthError('transient', 'DockerError', `network ${name} vanished right after it was created`);
-    return created;
+    return this.settledNetwork(name, labels, signal);
+  }
+
+  /**
+   * A network created moments ago may have a twin whose create is still in flight in another
+   * process (the engine's duplicate check is not atomic, and a network is stamped with its
+   * creation time before it becomes visible). Look again until two looks agree, so every
+   * creator settles on the same survivor instead of returning one that is about to be removed.
+   */
+  private async settledNetwork(name: string, labels: Record<string, string>, signal?: AbortSignal): Promise<string> {
+    let seen = await this.findNetwork(name, labels, signal);
+    for (let round = 0; round < NETWORK_SETTLE_ROUNDS; round++) {
+      // A twin still in flight was stamped before ours; once ours is old enough, any such twin
+      // has had time to appear, so one more look that agrees is final.
+      const age = seen ? Date.now() - seen.created : 0;
+      await delay(Math.min(NETWORK_SETTLE_AGE_MS, Math.max(NETWORK_SETTLE_MS, NETWORK_SETTLE_AGE_MS - age)), undefined, { signal });
+      const again = await this.findNetwork(name, labels, signal);
+      if (again && again.id === seen?.id) return again.id;
+      seen = again;
+    }
+    if (!seen) throw new BerthError('transient', 'DockerError', `network ${name} vanished right after it was created`);
+    return seen.id;
   }
 
   /**
@@ -377,7 +403,11 @@ export class DockerContainerRuntime implements ContainerRuntime {
    * two processes creating at once can both succeed; then every caller settles on the oldest and
    * removes the empty duplicates it owns, or each name lookup would fail as "ambiguous".
    */
-  private async findNetwork(name: string, labels: Record<string, string> | undefined, signal?: AbortSignal): Promise<string | undefined> {
+  private async findNetwork(
+    name: string,
+    labels: Record<string, string> | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ id: string; created: number } | undefined> {
     const listed = await this.call('other', signal, () =>
       this.docker.listNetworks({ filters: { name: [name] }, abortSignal: signal }),
     );
@@ -394,7 +424,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
       // The engine refuses to remove a network with containers attached, so this never cuts anyone off.
       if (owned) await this.call('other', signal, () => this.docker.getNetwork(d.Id).remove()).catch(() => undefined);
     }
-    return keep?.Id;
+    return keep && { id: keep.Id, created: Date.parse(keep.Created) };
   }
 
   async networkExists(name: string, signal?: AbortSignal): Promise<boolean> {
