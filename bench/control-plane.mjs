@@ -32,10 +32,10 @@ async function scenario(image, n) {
     // Settle (GC after start-up, the last status writes), then a quiet window.
     await sleep(10_000);
     const a = await procStats(berth.pid);
-    const mutatingBefore = await metric(berth.adminUrl, 'berth_docker_calls_total', 'Container"');
+    const mutatingBefore = await mutatingCalls(berth.adminUrl);
     await sleep(QUIET_MS);
     const b = await procStats(berth.pid);
-    const mutatingAfter = await metric(berth.adminUrl, 'berth_docker_calls_total', 'Container"');
+    const mutatingAfter = await mutatingCalls(berth.adminUrl);
     return {
       apps: n,
       readyMs: n > 0 ? Math.round(readyMs) : 0,
@@ -51,6 +51,24 @@ async function scenario(image, n) {
   }
 }
 
+const MUTATING = ['createContainer', 'startContainer', 'stopContainer', 'removeContainer', 'connectNetwork', 'restoreRestartPolicy', 'ensureNetwork', 'ensureVolume', 'pullImage', 'buildImage', 'removeImage', 'removeVolume'];
+
+/** berth_docker_calls_total by method. */
+async function dockerCalls(adminUrl) {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const m = {};
+  for (const line of text.split('\n')) {
+    const x = /^berth_docker_calls_total\{method="(\w+)"\} (\d+)/.exec(line);
+    if (x) m[x[1]] = Number(x[2]);
+  }
+  return m;
+}
+
+async function mutatingCalls(adminUrl) {
+  const m = await dockerCalls(adminUrl);
+  return MUTATING.reduce((s, k) => s + (m[k] ?? 0), 0);
+}
+
 /** A short --resync: Docker calls per app per resync, and the mutating ones among them (must be 0). */
 async function resyncCost(image, n = 20) {
   const instance = instanceName('bcr');
@@ -59,15 +77,7 @@ async function resyncCost(image, n = 20) {
     await Promise.all(Array.from({ length: n }, (_, i) => writeFile(join(berth.dirs.manifests, `r${i}.yaml`), appManifest(`r${i}`, image))));
     while (!(await allReady(berth.dirs, n))) await sleep(100);
     await sleep(8_000);
-    const calls = async () => {
-      const text = await (await fetch(`${berth.adminUrl}/metrics`)).text();
-      const m = {};
-      for (const line of text.split('\n')) {
-        const x = /^berth_docker_calls_total\{method="(\w+)"\} (\d+)/.exec(line);
-        if (x) m[x[1]] = Number(x[2]);
-      }
-      return m;
-    };
+    const calls = () => dockerCalls(berth.adminUrl);
     const reconciles = () => metric(berth.adminUrl, 'berth_reconciles_total', 'converged');
     const [c0, r0] = [await calls(), await reconciles()];
     await sleep(30_000);
@@ -75,7 +85,7 @@ async function resyncCost(image, n = 20) {
     const delta = Object.fromEntries(Object.keys(c1).map((k) => [k, (c1[k] ?? 0) - (c0[k] ?? 0)]).filter(([, v]) => v > 0));
     const passes = r1 - r0;
     const total = Object.values(delta).reduce((s, v) => s + v, 0);
-    const mutating = ['createContainer', 'startContainer', 'stopContainer', 'removeContainer', 'connectNetwork', 'pullImage', 'buildImage', 'removeImage', 'removeVolume'].reduce((s, k) => s + (delta[k] ?? 0), 0);
+    const mutating = MUTATING.reduce((s, k) => s + (delta[k] ?? 0), 0);
     return { apps: n, resyncPasses: passes, callsPerPass: round(total / Math.max(1, passes), 2), mutatingCalls: mutating, byMethod: delta };
   } finally {
     await berth.stop();

@@ -9,6 +9,7 @@ import { manifestProblemCondition, pendingStatus } from './pending-status.js';
 import { containerSpecFor } from './container-spec.js';
 import { servingContainers } from './serving.js';
 import type { AppContext } from './app.machine.js';
+import type { ObservedContainer } from './types.js';
 
 export type MachineState = 'observing' | 'deciding' | 'acting' | 'failing' | 'backoff' | 'ready' | 'sleeping' | 'stalled' | 'waiting' | 'paused' | 'deleted';
 
@@ -65,11 +66,15 @@ export function appStatus(input: AppStatusInput): AppStatus {
   } else if (phase === 'Sleeping') {
     ready = replicas === 0
       ? { type: 'Ready', status: 'False', reason: 'ScaledToZero', message: 'replicas is 0: no container runs' }
-      : { type: 'Ready', status: 'True', reason: 'Sleeping', message: 'asleep; the next request wakes it' };
+      : ctx.observed && !ctx.observed.image
+        // Someone removed the image: the wake must pull or build it first, which can fail.
+        ? { type: 'Ready', status: 'True', reason: 'Sleeping', message: 'asleep; the next request wakes it once its image, which is gone, is pulled or built again' }
+        : { type: 'Ready', status: 'True', reason: 'Sleeping', message: 'asleep; the next request wakes it' };
   } else {
     const waiting = ctx.plan?.kind === 'waiting' ? ctx.plan : undefined;
-    const reason = stalled?.reason ?? ctx.lastError?.reason ?? waiting?.reason ?? (['Waking', 'Pending', 'Building'].includes(phase) ? phase : 'Deploying');
-    const message = stalled?.message ?? ctx.lastError?.message ?? waiting?.message ?? (ctx.work ? `${ctx.work.phase.toLowerCase()}: ${ctx.work.step}` : 'starting');
+    const looping = crashLoop(cur);
+    const reason = stalled?.reason ?? ctx.lastError?.reason ?? waiting?.reason ?? (looping ? 'CrashLoopBackOff' : ['Waking', 'Pending', 'Building'].includes(phase) ? phase : 'Deploying');
+    const message = stalled?.message ?? ctx.lastError?.message ?? waiting?.message ?? looping ?? (ctx.work ? `${ctx.work.phase.toLowerCase()}: ${ctx.work.step}` : 'starting');
     ready = { type: 'Ready', status: 'False', reason, message };
   }
 
@@ -112,7 +117,10 @@ function phaseOf(input: AppStatusInput, serving: boolean, failed: boolean, stall
     case 'acting':
       return ctx.work?.phase ?? 'Deploying';
     case 'ready':
-      return failed || stalled ? 'Degraded' : 'Ready';
+      if (failed || stalled) return 'Degraded';
+      // Docker is restarting a crashed container: not Ready, whatever the last pass verified.
+      if (crashLoop(ctx.observed?.containers ?? [])) return serving ? 'Degraded' : 'Failed';
+      return 'Ready';
     case 'sleeping':
       return 'Sleeping';
     case 'backoff':
@@ -148,12 +156,25 @@ function imageCondition(input: AppStatusInput): ConditionInput {
   return { type: 'ImageReady', status: 'False', reason: 'NotPresent', message: `${ref} is not present yet` };
 }
 
+/**
+ * A container Docker is restarting (it exited, and its restart policy brings it back after a
+ * delay that doubles up to a minute): why, as a message; undefined when none is.
+ */
+function crashLoop(containers: readonly ObservedContainer[]): string | undefined {
+  const c = containers.find((x) => x.state === 'restarting');
+  if (!c) return undefined;
+  const why = c.oomKilled ? 'out of memory: more than resources.memory' : `exit code ${c.exitCode ?? '?'}`;
+  return `${c.name} keeps exiting (${why}); Docker has restarted it ${c.restartCount ?? 0} time(s), waiting longer each time`;
+}
+
 function containerCondition(input: AppStatusInput, current: number, serving: number, phase: AppStatus['phase']): ConditionInput {
   const ctx = input.machine!.context;
   const replicas = ctx.desired?.app.spec.replicas ?? 0;
   if (ctx.lastError?.reason === 'Conflict') return { type: 'ContainerReady', status: 'False', reason: 'Conflict', message: ctx.lastError.message };
   if (phase === 'Sleeping') return { type: 'ContainerReady', status: 'False', reason: replicas === 0 ? 'ScaledToZero' : 'Sleeping', message: 'no container runs' };
   const running = ctx.observed!.containers.filter((c) => c.state === 'running').length;
+  const looping = crashLoop(ctx.observed!.containers);
+  if (looping && serving < replicas) return { type: 'ContainerReady', status: 'False', reason: 'CrashLoopBackOff', message: looping };
   if (serving >= replicas && replicas > 0 && current >= replicas) return { type: 'ContainerReady', status: 'True', reason: 'Running', message: `${serving}/${replicas} running and healthy` };
   if (serving > 0) return { type: 'ContainerReady', status: 'True', reason: 'Running', message: `${serving} serving, ${running} running, ${replicas} wanted` };
   return { type: 'ContainerReady', status: 'False', reason: phase === 'Failed' ? 'NotRunning' : 'Starting', message: `${running} running, ${replicas} wanted` };

@@ -216,6 +216,10 @@ export const appMachine = setup({
     'spec.changed': { target: '.observing', reenter: true, actions: 'setSpec' },
     retry: { target: '.observing', reenter: true, actions: 'clearFailure' },
     wake: { guard: 'asleep', target: '.observing', reenter: true, actions: 'wake' },
+    // The idle timer fires once: if a pass is running (a resync, a repair) when it does, remember
+    // it rather than drop it — the pass's next plan stops the app. (In ready, the state's own
+    // handler starts that pass at once.)
+    idle: { guard: 'canSleep', actions: 'sleep' },
   },
   states: {
     observing: {

@@ -79,13 +79,27 @@ export async function execute(actions: Action[], desired: AppDesired | undefined
         note(a.because.reason, a.because.message, a.because.reason === 'ContainerMissing' ? 'Warning' : 'Normal');
         break;
       case 'startContainer':
-        await runtime.startContainer(a.container, signal);
+        try {
+          await runtime.startContainer(a.container, signal);
+        } catch (e) {
+          // Its network was removed (and recreated) behind berth's back: a stopped container still
+          // points at the old one and Docker can never start it again. Remove it; the next pass
+          // creates it anew on the current network (named volumes are kept).
+          if (!isBerthError(e) || e.reason !== 'NotFound' || !/network \S+ not found/.test(e.message)) throw e;
+          await runtime.removeContainer(a.container, signal);
+          note('NetworkDisconnected', `${a.container} pointed at a network that no longer exists; recreating it`, 'Warning');
+          return result;
+        }
         faultPoint('deploy:after-start');
         if (a.because.reason === 'Waking') note(a.because.reason, a.because.message);
         else if (a.because.reason !== 'Starting') note(a.because.reason, a.because.message, 'Warning');
         break;
       case 'connectNetwork':
         await runtime.connectNetwork(config.network, a.container, a.aliases, signal);
+        note(a.because.reason, a.because.message, 'Warning');
+        break;
+      case 'restoreRestartPolicy':
+        await runtime.restoreRestartPolicy(a.container, signal);
         note(a.because.reason, a.because.message, 'Warning');
         break;
       case 'waitHealthy': {

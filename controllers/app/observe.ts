@@ -22,8 +22,19 @@ export async function observe(name: string, desired: AppDesired | undefined, run
       }
     }),
   );
+  // A list shows neither the restart policy (`docker update --restart=no` is drift too: a daemon
+  // restart would leave the app down) nor why a crash-looping container exits. One inspect per
+  // running or restarting container.
+  const details = await Promise.all(
+    containers.map((c) => (c.state === 'running' || c.state === 'restarting' ? runtime.inspectContainer(c.id, signal) : Promise.resolve(undefined))),
+  );
   return {
-    containers: containers.map((c) => ({ ...c, hash: c.labels[LABEL_SPEC_HASH] ?? '', replica: Number(c.labels[LABEL_REPLICA] ?? 0) })),
+    containers: containers.map((c, i) => ({
+      ...c,
+      hash: c.labels[LABEL_SPEC_HASH] ?? '',
+      replica: Number(c.labels[LABEL_REPLICA] ?? 0),
+      ...(details[i] ? { restartPolicy: details[i].restartPolicy, restartCount: details[i].restartCount, exitCode: details[i].exitCode, oomKilled: details[i].oomKilled } : {}),
+    })),
     image,
     networkExists,
     volumes: volumes.map((v) => ({ name: v.name, reclaimPolicy: v.labels[LABEL_RECLAIM] ?? 'Retain' })),

@@ -3,6 +3,7 @@
 // The controller runs a step's actions, re-observes, and plans again until converged.
 import { containerName, containerSpecFor, volumeName } from './container-spec.js';
 import { hostPathProblem } from './host-path-policy.js';
+import { RESTART_POLICY } from '../ports/container-runtime.js';
 import type { Action, AppDesired, AppFactsView, Because, Observed, ObservedContainer, Plan, PlanConfig } from './types.js';
 
 export interface PlanInput {
@@ -22,6 +23,12 @@ export interface PlanInput {
 }
 
 const isUp = (c: ObservedContainer) => c.state === 'running' || c.state === 'restarting';
+const policyChanged = (c: ObservedContainer) => c.restartPolicy !== undefined && c.restartPolicy !== RESTART_POLICY;
+const restorePolicy = (c: ObservedContainer): Action => ({
+  type: 'restoreRestartPolicy',
+  container: c.id,
+  because: { reason: 'RestartPolicyChanged', message: `found ${c.name} with restart policy "${c.restartPolicy || 'no'}"; putting ${RESTART_POLICY} back` },
+});
 
 export function plan(input: PlanInput): Plan {
   const { desired, observed, config } = input;
@@ -98,6 +105,8 @@ function rollout(input: PlanInput, desired: AppDesired, hash: string): Plan {
       waitFor.push(c.id);
     } else if (!(config.network in c.networks)) {
       actions.push({ type: 'connectNetwork', container: c.id, aliases: [desired.name], because: { reason: 'NetworkDisconnected', message: `found ${c.name} disconnected from ${config.network}; reconnecting it` } });
+    } else if (policyChanged(c)) {
+      actions.push(restorePolicy(c));
     } else if (!healthy.has(c.id) && (!deployed || input.unverified?.has(c.id) === true)) {
       // A promoted container that keeps running needs no new proof (e.g. after a berth restart),
       // unless it failed one since it started (a wake that never got ready).
@@ -136,7 +145,7 @@ function keepLastGood(input: PlanInput, failedHash: string): Plan {
     if (!isUp(c)) actions.push({ type: 'startContainer', container: c.id, because: { reason: 'ContainerStopped', message: `found ${c.name} ${c.state}; starting it` } });
     else if (!(config.network in c.networks)) {
       actions.push({ type: 'connectNetwork', container: c.id, aliases: [input.desired!.name], because: { reason: 'NetworkDisconnected', message: `found ${c.name} disconnected from ${config.network}; reconnecting it` } });
-    }
+    } else if (policyChanged(c)) actions.push(restorePolicy(c));
   }
   if (actions.length > 0) return { kind: 'act', phase: 'Deploying', actions };
   if (keep.length === 0) {

@@ -38,6 +38,11 @@ export interface ObservedContainer extends ContainerSummary {
   /** Value of the spec-hash label. */
   hash: string;
   replica: number;
+  /** From an inspect, for running and restarting containers only (a list does not say). */
+  restartPolicy?: string;
+  restartCount?: number;
+  exitCode?: number;
+  oomKilled?: boolean;
 }
 
 export interface ObservedHostPath {
@@ -78,6 +83,7 @@ export type Action =
   | { type: 'createContainer'; spec: ContainerSpec; because: Because }
   | { type: 'startContainer'; container: string; because: Because }
   | { type: 'connectNetwork'; container: string; aliases: string[]; because: Because }
+  | { type: 'restoreRestartPolicy'; container: string; because: Because }
   /** rollout: these containers are a new version (a failure rolls back) rather than the running one restarting. */
   | { type: 'waitHealthy'; containers: string[]; hash: string; startPeriodMs: number; rollout: boolean }
   | { type: 'promote'; hash: string }

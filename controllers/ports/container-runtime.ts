@@ -16,6 +16,9 @@
 
 import type { Readable } from 'node:stream';
 
+/** The only restart policy berth sets: `always` would wake apps berth put to sleep with a stop after a daemon restart. */
+export const RESTART_POLICY = 'unless-stopped';
+
 export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
 /** What a list call tells about a container (no per-container inspect needed). */
@@ -40,6 +43,8 @@ export interface ContainerDetails extends ContainerSummary {
   exitCode: number;
   oomKilled: boolean;
   restartCount: number;
+  /** HostConfig.RestartPolicy.Name ('' when none). */
+  restartPolicy: string;
   /** Docker HEALTHCHECK status when the image defines one. */
   health?: 'starting' | 'healthy' | 'unhealthy';
   env: string[];
@@ -112,6 +117,8 @@ export interface ContainerRuntime {
   /** Force-removes; a missing container is success. */
   removeContainer(id: string, signal?: AbortSignal): Promise<void>;
   connectNetwork(network: string, containerId: string, aliases: string[], signal?: AbortSignal): Promise<void>;
+  /** Puts RESTART_POLICY back on a container someone changed with `docker update --restart`. */
+  restoreRestartPolicy(containerId: string, signal?: AbortSignal): Promise<void>;
   /** Demultiplexed stdout+stderr text. */
   containerLogs(id: string, opts: { follow: boolean; tail?: number; signal?: AbortSignal }): Promise<Readable>;
 

@@ -5,13 +5,12 @@ import { realpath } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type Docker from 'dockerode';
 import { BerthError } from '../../controllers/ports/errors.js';
-import type { ContainerSpec, MountSpec } from '../../controllers/ports/container-runtime.js';
+import { RESTART_POLICY, type ContainerSpec, type MountSpec } from '../../controllers/ports/container-runtime.js';
 import { LABEL_APP, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY } from '../api/labels.js';
 import { invalidImageName, isValidImageReference } from './image-reference.js';
 
 export const LOG_MAX_SIZE = '10m';
 export const LOG_MAX_FILE = '3';
-export const RESTART_POLICY = 'unless-stopped';
 /** The engine refuses memory limits below 6 MiB. */
 const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
 
@@ -147,7 +146,6 @@ export function containerCreateOptions(spec: ContainerSpec): Docker.ContainerCre
       MemorySwap: spec.memoryBytes,
       NanoCpus: spec.nanoCpus,
       PidsLimit: spec.pidsLimit,
-      // Not `always`: a daemon restart must not wake apps berth put to sleep with a stop.
       RestartPolicy: { Name: RESTART_POLICY, MaximumRetryCount: 0 },
       LogConfig: { Type: 'json-file', Config: { 'max-size': LOG_MAX_SIZE, 'max-file': LOG_MAX_FILE } },
       NetworkMode: spec.network,

@@ -14,6 +14,7 @@ import type {
   ImageInfo,
   RuntimeEvent,
 } from '../../controllers/ports/container-runtime.js';
+import { RESTART_POLICY } from '../../controllers/ports/container-runtime.js';
 import { BerthError } from '../../controllers/ports/errors.js';
 import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY } from '../api/labels.js';
 import { abortReason, classifyDockerError, isNotModified, type DockerOperation } from './classify-docker-error.js';
@@ -156,6 +157,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
       exitCode: info.State.ExitCode,
       oomKilled: info.State.OOMKilled,
       restartCount: info.RestartCount,
+      restartPolicy: info.HostConfig.RestartPolicy?.Name ?? '',
       env: info.Config.Env ?? [],
     };
     const startedAt = realTime(info.State.StartedAt);
@@ -198,6 +200,12 @@ export class DockerContainerRuntime implements ContainerRuntime {
       if (err.reason === 'Conflict' && /already in progress/i.test(err.message)) return;
       throw e;
     }
+  }
+
+  async restoreRestartPolicy(containerId: string, signal?: AbortSignal): Promise<void> {
+    await this.call('other', signal, () =>
+      this.docker.getContainer(containerId).update({ RestartPolicy: { Name: RESTART_POLICY, MaximumRetryCount: 0 }, abortSignal: signal }),
+    );
   }
 
   async connectNetwork(network: string, containerId: string, aliases: string[], signal?: AbortSignal): Promise<void> {

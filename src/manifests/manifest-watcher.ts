@@ -19,6 +19,8 @@ export interface ManifestWatcherOptions {
   debounceMs?: number;
   /** A file modified less than this long ago is still being written: read it later. */
   settleMs?: number;
+  /** A file gone for less than this long may be an editor's delete-then-recreate: look again before dropping it. */
+  deleteGraceMs?: number;
 }
 
 export function isManifestPath(path: string): boolean {
@@ -36,10 +38,14 @@ export class ManifestWatcher {
   private flushing: Promise<void> = Promise.resolve();
   private readonly debounceMs: number;
   private readonly settleMs: number;
+  private readonly deleteGraceMs: number;
+  /** Loaded files found missing, and since when (monotonic ms). */
+  private readonly missingSince = new Map<string, number>();
 
   constructor(private readonly opts: ManifestWatcherOptions) {
     this.debounceMs = opts.debounceMs ?? 25;
     this.settleMs = opts.settleMs ?? 25;
+    this.deleteGraceMs = opts.deleteGraceMs ?? 500;
   }
 
   /** Resolves once the initial scan has been loaded and reported. */
@@ -144,10 +150,22 @@ export class ManifestWatcher {
         st = undefined;
       }
       if (!st?.isFile()) {
+        if (!initial && this.loads.has(rel)) {
+          const since = this.missingSince.get(rel) ?? performance.now();
+          this.missingSince.set(rel, since);
+          if (performance.now() - since < this.deleteGraceMs) {
+            // Maybe an editor's delete-then-recreate: look again shortly.
+            this.dirty.add(path);
+            unsettled = true;
+            continue;
+          }
+        }
+        this.missingSince.delete(rel);
         changed = this.loads.delete(rel) || changed;
         this.digests.delete(rel);
         continue;
       }
+      this.missingSince.delete(rel);
       if (!initial && Date.now() - st.mtimeMs < this.settleMs) {
         // Still being written: look again shortly rather than act on a torn file.
         this.dirty.add(path);
@@ -160,7 +178,7 @@ export class ManifestWatcher {
         changed = true;
       }
     }
-    if (unsettled) this.schedule(this.settleMs);
+    if (unsettled) this.schedule(Math.max(this.settleMs, 50));
     if (changed || initial) this.opts.onChange(this.loads, initial);
   }
 

@@ -46,6 +46,7 @@ interface PreviousStatus {
   phase?: AppStatus['phase'];
   conditions?: Condition[];
   events?: StatusEvent[];
+  idle?: { sleepingSince?: string };
 }
 
 export class ControllerManager {
@@ -230,7 +231,10 @@ export class ControllerManager {
   private spawn(name: string, desired: AppDesired | undefined): void {
     const rel = `apps/${name}.yaml`;
     const persisted = this.opts.state.data.apps[name];
-    const facts: AppFacts = { ...persisted, history: persisted?.history ?? [] };
+    // No record in state.json (it was corrupt and moved aside): the status file still says whether
+    // the app was asleep, and a restart must not wake what only a request may wake.
+    const sleepingSince = persisted ? undefined : this.previous.get(rel)?.idle?.sleepingSince;
+    const facts: AppFacts = { ...persisted, ...(sleepingSince ? { sleepingSince } : {}), history: persisted?.history ?? [] };
     const runner = new AppRunner({
       name, desired, facts, previousEvents: this.previous.get(rel)?.events ?? [], deps: this.opts.deps,
       onChange: (r) => this.changed(r),

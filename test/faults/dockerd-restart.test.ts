@@ -2,16 +2,21 @@
 // restarts under a running berth, and the daemon is down when berth starts. berth stays up,
 // says Docker is unreachable (healthz, operator.yaml, each app's Ready condition), tears
 // nothing down, and converges to exactly one container per app when the daemon is back.
+// Each ends with the reliability suite's invariants (test/helpers/invariants.ts) on the private
+// engine: files, containers, bystanders (restarted by the daemon itself, not by berth), the
+// audit, fds/RSS and a quiet window.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BerthProcess, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs } from '../helpers/berth-process.js';
-import { IMAGES, testInstance } from '../helpers/docker.js';
+import { readYaml, sleep, waitFor, type BerthDirs, type BerthProcess } from '../helpers/berth-process.js';
+import { IMAGES } from '../helpers/docker.js';
+import { FaultEnv } from '../helpers/fault-env.js';
+import { checkInvariants } from '../helpers/invariants.js';
 import { loadStandardImages, startPrivateDockerd, type PrivateDockerd } from '../helpers/private-dockerd.js';
 import type { AppStatusFile, OperatorStatusFile } from '../../src/api/types.generated.js';
 
 let pd: PrivateDockerd;
-const started: { berth: BerthProcess; dirs: BerthDirs }[] = [];
+const envs: FaultEnv[] = [];
 
 beforeAll(async () => {
   pd = await startPrivateDockerd();
@@ -19,10 +24,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const { berth, dirs } of started) {
-    await berth.stop();
-    await removeDirs(dirs);
-  }
+  for (const env of envs) await env.destroy().catch(() => undefined);
   // The private engine goes whole: every container and network berth made in it too.
   await pd?.destroy();
 });
@@ -35,13 +37,12 @@ spec:
   resources: {memory: 32m}
 `;
 
-async function startBerth(instance: string, apps: string[], reuse?: BerthDirs): Promise<{ berth: BerthProcess; dirs: BerthDirs }> {
-  const dirs = reuse ?? (await makeDirs('berth-fault-'));
-  for (const a of apps) await writeFile(join(dirs.manifests, `${a}.yaml`), manifest(a));
-  const berth = await BerthProcess.start(dirs, { instance, args: ['--docker', pd.dockerHost] });
-  const s = { berth, dirs };
-  started.push(s);
-  return s;
+/** A fault env on the private engine (bystanders with a restart policy: the daemon's own restarts are not berth's doing). */
+async function newEnv(prefix: string, apps: string[]): Promise<FaultEnv> {
+  const env = await FaultEnv.create(prefix, { dockerHost: pd.dockerHost, bystanderRestart: true });
+  envs.push(env);
+  for (const a of apps) await writeFile(join(env.dirs.manifests, `${a}.yaml`), manifest(a));
+  return env;
 }
 
 const containerIds = async (instance: string) => (await pd.docker('ps', '-aq', '--no-trunc', '--filter', `label=dev.berth.instance=${instance}`)).split('\n').filter(Boolean);
@@ -106,8 +107,9 @@ async function expectConverged(berth: BerthProcess, dirs: BerthDirs, instance: s
 
 describe('dockerd restarts under a running berth', () => {
   it('stays up, reports Docker unreachable while it is down, and converges to one container when it is back', async () => {
-    const instance = testInstance('fdr');
-    const { berth, dirs } = await startBerth(instance, ['web']);
+    const env = await newEnv('fdr', ['web']);
+    const { instance, dirs } = env;
+    const berth = await env.start();
     await waitFor('web Ready', async () => (await appStatus(dirs, 'web'))?.status.phase === 'Ready', 15_000, 50);
     const before = await containerIds(instance);
     expect(before).toHaveLength(1);
@@ -119,34 +121,39 @@ describe('dockerd restarts under a running berth', () => {
     console.log(`dockerd restart: web Ready again ${took} ms after the daemon answered`);
     // The daemon restarted the container (unless-stopped); berth had no reason to replace it.
     expect(await containerIds(instance)).toEqual(before);
+    await checkInvariants(env, { apps: { web: 1 }, label: 'dockerd restarted' });
   });
 });
 
 describe('dockerd down when berth starts', () => {
   it('starts anyway, reports it, and converges when the daemon starts', async () => {
-    const instance = testInstance('fdd');
+    const env = await newEnv('fdd', ['api']);
+    const { instance, dirs } = env;
     await pd.stop();
-    const { berth, dirs } = await startBerth(instance, ['api']);
+    const berth = await env.start();
     await expectReportsDockerDown(berth, dirs, 'api', 8000);
     await pd.start();
     const took = await expectConverged(berth, dirs, instance, 'api', 30_000);
     console.log(`dockerd down at berth start: api Ready ${took} ms after the daemon answered`);
+    await checkInvariants(env, { apps: { api: 1 }, label: 'dockerd down at start' });
   });
 });
 
 describe('dockerd down when berth restarts', () => {
   it('does not keep the old Ready status file while it cannot see Docker, and converges without replacing the container', async () => {
-    const instance = testInstance('fdb');
-    const first = await startBerth(instance, ['svc']);
-    await waitFor('svc Ready', async () => (await appStatus(first.dirs, 'svc'))?.status.phase === 'Ready', 15_000, 50);
+    const env = await newEnv('fdb', ['svc']);
+    const { instance, dirs } = env;
+    await env.start();
+    await waitFor('svc Ready', async () => (await appStatus(dirs, 'svc'))?.status.phase === 'Ready', 15_000, 50);
     const before = await containerIds(instance);
-    await first.berth.stop();
+    await env.stop();
     await pd.stop();
-    const { berth, dirs } = await startBerth(instance, [], first.dirs);
+    const berth = await env.start();
     await expectReportsDockerDown(berth, dirs, 'svc', 8000);
     await pd.start();
     const took = await expectConverged(berth, dirs, instance, 'svc', 30_000);
     console.log(`dockerd down at berth restart: svc Ready ${took} ms after the daemon answered`);
     expect(await containerIds(instance)).toEqual(before);
+    await checkInvariants(env, { apps: { svc: 1 }, label: 'dockerd down at restart' });
   });
 });

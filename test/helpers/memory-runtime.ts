@@ -14,6 +14,7 @@ import type {
   ImageInfo,
   RuntimeEvent,
 } from '../../controllers/ports/container-runtime.js';
+import { RESTART_POLICY } from '../../controllers/ports/container-runtime.js';
 import { BerthError } from '../../controllers/ports/errors.js';
 import { checkNetworkName, checkResolvedBindSources, validateContainerSpec } from '../../src/docker/container-config.js';
 import { invalidImageName, parseImageReference } from '../../src/docker/image-reference.js';
@@ -41,6 +42,7 @@ interface MemContainer {
   volumes: string[];
   exitCode: number;
   restartCount: number;
+  restartPolicy: string;
   startedAt?: string;
   finishedAt?: string;
   env: string[];
@@ -63,7 +65,7 @@ interface Watcher {
 }
 
 const MUTATING = new Set<RuntimeMethod>([
-  'createContainer', 'startContainer', 'stopContainer', 'removeContainer', 'connectNetwork',
+  'createContainer', 'startContainer', 'stopContainer', 'removeContainer', 'connectNetwork', 'restoreRestartPolicy',
   'pullImage', 'buildImage', 'removeImage', 'removeVolume',
 ]);
 
@@ -158,13 +160,21 @@ export class MemoryRuntime implements ContainerRuntime {
     this.markDead(c, exitCode);
   }
 
+  /** Someone runs `docker update --restart=<policy>` on a container. */
+  changeRestartPolicy(id: string, policy: string): void {
+    const c = this.find(id);
+    if (!c) throw notFound(`No such container: ${id}`);
+    c.restartPolicy = policy;
+    this.emitContainer(c, 'update');
+  }
+
   /** Someone else creates a container (without berth's labels) under this name. */
   addForeignContainer(name: string, image: string): void {
     const img = this.findImage(image);
     const id = hexId();
     this.containerMap.set(id, {
       id, name, labels: { owner: 'someone-else' }, image, imageId: img?.id ?? '', state: 'created', created: this.seconds(),
-      networks: new Map(), volumes: [], exitCode: 0, restartCount: 0, env: [], logs: [], followers: new Set(),
+      networks: new Map(), volumes: [], exitCode: 0, restartCount: 0, restartPolicy: RESTART_POLICY, env: [], logs: [], followers: new Set(),
     });
   }
 
@@ -262,6 +272,7 @@ export class MemoryRuntime implements ContainerRuntime {
       volumes,
       exitCode: 0,
       restartCount: 0,
+      restartPolicy: RESTART_POLICY,
       env: [...spec.env],
       logs: [],
       followers: new Set(),
@@ -309,6 +320,13 @@ export class MemoryRuntime implements ContainerRuntime {
     await this.enter('removeContainer', signal, id);
     const c = this.find(id);
     if (c) this.destroy(c);
+  }
+
+  async restoreRestartPolicy(containerId: string, signal?: AbortSignal): Promise<void> {
+    await this.enter('restoreRestartPolicy', signal, containerId);
+    const c = this.find(containerId);
+    if (!c) throw notFound(`No such container: ${containerId}`);
+    c.restartPolicy = RESTART_POLICY;
   }
 
   async connectNetwork(network: string, containerId: string, _aliases: string[], signal?: AbortSignal): Promise<void> {
@@ -526,7 +544,7 @@ export class MemoryRuntime implements ContainerRuntime {
   }
 
   private details(c: MemContainer): ContainerDetails {
-    const d: ContainerDetails = { ...this.summary(c), exitCode: c.exitCode, oomKilled: false, restartCount: c.restartCount, env: [...c.env] };
+    const d: ContainerDetails = { ...this.summary(c), exitCode: c.exitCode, oomKilled: false, restartCount: c.restartCount, restartPolicy: c.restartPolicy, env: [...c.env] };
     if (c.startedAt) d.startedAt = c.startedAt;
     if (c.finishedAt) d.finishedAt = c.finishedAt;
     return d;

@@ -266,6 +266,18 @@ describe('the App machine', () => {
       expect(h.status().events?.map((e) => e.reason)).toEqual(expect.arrayContaining(['ContainerStopped', 'NetworkDisconnected']));
     });
 
+    it('puts the restart policy back after a docker update --restart=no, without replacing the container', async () => {
+      h.start(web());
+      await h.until('ready');
+      const id = h.containers()[0]!.id;
+      h.runtime.changeRestartPolicy(id, 'no');
+      h.actor.send({ type: 'reconcile' });
+      await h.until('ready');
+      expect(h.containers().map((c) => c.id)).toEqual([id]);
+      expect((await h.runtime.inspectContainer(id))?.restartPolicy).toBe('unless-stopped');
+      expect(h.status().events?.at(-1)).toMatchObject({ type: 'Warning', reason: 'RestartPolicyChanged' });
+    });
+
     it('recreates the network when it was removed', async () => {
       h.start(web());
       await h.until('ready');
