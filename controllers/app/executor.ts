@@ -183,7 +183,9 @@ async function waitHealthy(a: Extract<Action, { type: 'waitHealthy' }>, desired:
       if (!fresh) inspected.set(ref, { at: clock.monotonic(), c });
       // A new container that restarted even once crashed; an old one may carry restarts from its past.
       if (c.state === 'exited' || c.state === 'dead' || (a.rollout && c.restartCount > 0)) {
-        return { ok: false, reason: 'ContainerExited', message: `${c.name} exited with code ${c.exitCode}${c.oomKilled ? ' (out of memory)' : ''} before becoming healthy${await logTail(runtime, c, Object.values(desired.secrets), signal)}` };
+        // Once Docker has started it again, the engine shows exit code 0: the real one is gone.
+        const how = c.state === 'running' ? `exited and Docker restarted it (${c.restartCount}×)` : `exited with code ${c.exitCode}`;
+        return { ok: false, reason: 'ContainerExited', message: `${c.name} ${how}${c.oomKilled ? ' (out of memory)' : ''} before becoming healthy${await logTail(runtime, c, Object.values(desired.secrets), signal)}` };
       }
       if (c.state !== 'running' || c.health === 'starting') continue;
       if (c.health === 'unhealthy') {

@@ -67,14 +67,20 @@ describe('the Dockerfile', () => {
     await docker('run', '-d', '--name', `${instance}-run`, '--label', `dev.berth.instance=${instance}`, '--user', '0', '--network', 'host',
       '-v', '/var/run/docker.sock:/var/run/docker.sock', '-e', 'BERTH_ADMIN=127.0.0.1:19391', '-e', 'BERTH_HTTP=127.0.0.1:19392',
       '-e', `BERTH_INSTANCE=${instance}`, IMAGE);
-    const health = await waitFor('berth in its container answers /healthz', async () => {
+    // /healthz answers as soon as the admin listener is up, "degraded" until the first Docker ping.
+    let last: unknown;
+    const health = await waitFor('berth in its container answers /healthz, connected to Docker', async () => {
       try {
         const r = await fetch('http://127.0.0.1:19391/healthz');
-        return r.ok ? ((await r.json()) as { status: string; docker: { connected: boolean } }) : undefined;
+        const body = r.ok ? ((await r.json()) as { status: string; docker: { connected: boolean } }) : undefined;
+        last = body ?? `HTTP ${r.status}`;
+        return body?.status === 'ok' ? body : undefined;
       } catch {
         return undefined;
       }
-    }, 30_000, 250);
+    }, 30_000, 250).catch((e: unknown) => {
+      throw new Error(`${String(e)}; last answer: ${JSON.stringify(last)}`);
+    });
     expect(health).toMatchObject({ status: 'ok', docker: { connected: true } });
   }, 600_000);
 });
