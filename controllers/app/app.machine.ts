@@ -65,7 +65,7 @@ export type AppEvent =
   | { type: 'retry' }
   | { type: 'wake' }
   | { type: 'idle' }
-  | { type: 'docker.up' };
+  | { type: 'docker.changed' };
 
 export interface ObserveInput {
   name: string;
@@ -258,7 +258,7 @@ export const appMachine = setup({
     },
     backoff: {
       after: { retryDelay: 'observing' },
-      on: { 'docker.up': 'observing' },
+      on: { 'docker.changed': 'observing' },
     },
     ready: {
       entry: 'settle',

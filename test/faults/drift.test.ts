@@ -146,11 +146,13 @@ describe('drift of every kind (F6, F8)', () => {
       await Promise.all(Object.keys(info.Containers ?? {}).map((id) => net.disconnect({ Container: id, Force: true }).catch(() => undefined)));
       return net.remove().then(() => true, () => false);
     }, 10_000, 0);
-    const ms = await waitFor('network recreated and web reconnected and serving', async () => {
+    const ms = await waitFor('network recreated, every container reconnected, web serving', async () => {
       const id = await env.docker('network', 'inspect', '-f', '{{.Id}}', env.instance).catch(() => '');
       if (!id || id === before) return undefined;
       const cs = await env.containers('web');
       if (cs.length !== 2 || cs.some((x) => x.State !== 'running' || !(env.instance in (x.NetworkSettings?.Networks ?? {})))) return undefined;
+      // Every running container of the instance (squat's too, when that scenario ran) is back on it.
+      if ((await env.containers()).some((x) => x.State === 'running' && !(env.instance in (x.NetworkSettings?.Networks ?? {})))) return undefined;
       const r = await env.call('web.test', '/').catch(() => undefined);
       return r?.status === 200 ? Date.now() - t0 : undefined;
     }, 20_000, 100);

@@ -219,7 +219,7 @@ describe('the App machine', () => {
       await h.advance(1000);
       await h.until('backoff');
       h.runtime.setReachable(true);
-      h.actor.send({ type: 'docker.up' });
+      h.actor.send({ type: 'docker.changed' });
       await h.until('ready');
       expect(h.containers().map((c) => c.id)).toEqual(before);
     });
