@@ -56,7 +56,8 @@ export function appStatus(input: AppStatusInput): AppStatus {
     stalled = { type: 'Stalled', status: 'True', reason: ctx.lastError.reason, message: ctx.lastError.message };
   }
 
-  const phase = phaseOf(input, serving.length > 0, failed, stalled);
+  const looping = crashLoop(cur);
+  const phase = phaseOf(input, serving.length > 0, failed, stalled, looping);
 
   let ready: ConditionInput;
   if (machine.state === 'paused') ready = { type: 'Ready', status: 'Unknown', reason: 'Paused', message: 'spec.paused is true: berth leaves the app as it is' };
@@ -72,13 +73,12 @@ export function appStatus(input: AppStatusInput): AppStatus {
         : { type: 'Ready', status: 'True', reason: 'Sleeping', message: 'asleep; the next request wakes it' };
   } else {
     const waiting = ctx.plan?.kind === 'waiting' ? ctx.plan : undefined;
-    const looping = crashLoop(cur);
     const reason = stalled?.reason ?? ctx.lastError?.reason ?? waiting?.reason ?? (looping ? 'CrashLoopBackOff' : ['Waking', 'Pending', 'Building'].includes(phase) ? phase : 'Deploying');
     const message = stalled?.message ?? ctx.lastError?.message ?? waiting?.message ?? looping ?? (ctx.work ? `${ctx.work.phase.toLowerCase()}: ${ctx.work.step}` : 'starting');
     ready = { type: 'Ready', status: 'False', reason, message };
   }
 
-  const conditions: ConditionInput[] = [ready, imageCondition(input), containerCondition(input, cur.length, serving.length, phase)];
+  const conditions: ConditionInput[] = [ready, imageCondition(input), containerCondition(input, cur.length, serving.length, phase, looping)];
   if (machine.state === 'acting' && ctx.work) conditions.push({ type: 'Reconciling', status: 'True', reason: ctx.work.phase, message: ctx.work.step });
   if (stalled) conditions.push(stalled);
   conditions.push(...(input.extraConditions ?? []));
@@ -109,7 +109,7 @@ export function appStatus(input: AppStatusInput): AppStatus {
   return status;
 }
 
-function phaseOf(input: AppStatusInput, serving: boolean, failed: boolean, stalled: ConditionInput | undefined): AppStatus['phase'] {
+function phaseOf(input: AppStatusInput, serving: boolean, failed: boolean, stalled: ConditionInput | undefined, looping: string | undefined): AppStatus['phase'] {
   const { state, context: ctx } = input.machine!;
   switch (state) {
     case 'paused':
@@ -119,7 +119,7 @@ function phaseOf(input: AppStatusInput, serving: boolean, failed: boolean, stall
     case 'ready':
       if (failed || stalled) return 'Degraded';
       // Docker is restarting a crashed container: not Ready, whatever the last pass verified.
-      if (crashLoop(ctx.observed?.containers ?? [])) return serving ? 'Degraded' : 'Failed';
+      if (looping) return serving ? 'Degraded' : 'Failed';
       return 'Ready';
     case 'sleeping':
       return 'Sleeping';
@@ -167,13 +167,12 @@ function crashLoop(containers: readonly ObservedContainer[]): string | undefined
   return `${c.name} keeps exiting (${why}); Docker has restarted it ${c.restartCount ?? 0} time(s), waiting longer each time`;
 }
 
-function containerCondition(input: AppStatusInput, current: number, serving: number, phase: AppStatus['phase']): ConditionInput {
+function containerCondition(input: AppStatusInput, current: number, serving: number, phase: AppStatus['phase'], looping: string | undefined): ConditionInput {
   const ctx = input.machine!.context;
   const replicas = ctx.desired?.app.spec.replicas ?? 0;
   if (ctx.lastError?.reason === 'Conflict') return { type: 'ContainerReady', status: 'False', reason: 'Conflict', message: ctx.lastError.message };
   if (phase === 'Sleeping') return { type: 'ContainerReady', status: 'False', reason: replicas === 0 ? 'ScaledToZero' : 'Sleeping', message: 'no container runs' };
   const running = ctx.observed!.containers.filter((c) => c.state === 'running').length;
-  const looping = crashLoop(ctx.observed!.containers);
   if (looping && serving < replicas) return { type: 'ContainerReady', status: 'False', reason: 'CrashLoopBackOff', message: looping };
   if (serving >= replicas && replicas > 0 && current >= replicas) return { type: 'ContainerReady', status: 'True', reason: 'Running', message: `${serving}/${replicas} running and healthy` };
   if (serving > 0) return { type: 'ContainerReady', status: 'True', reason: 'Running', message: `${serving} serving, ${running} running, ${replicas} wanted` };

@@ -159,17 +159,15 @@ export class ControllerManager {
   private dockerConnection(connected: boolean, error?: Error): void {
     const was = this.docker.connected;
     this.docker = { connected, since: new Date().toISOString(), ...(error ? { lastError: error.message } : {}) };
-    if (connected === was) {
-      this.opts.onDockerChange?.(connected);
-      return;
+    if (connected !== was) {
+      if (connected) this.opts.log.info('connected to Docker');
+      else this.opts.log.warn({ err: error }, 'lost the connection to Docker; apps keep running, berth waits for it');
+      // Back: events may have been missed while away. Gone: an app backing off from the daemon's
+      // last errors as it shut down should say DockerUnavailable now, not at its next retry.
+      // Either way every app looks again at once.
+      for (const r of this.runners.values()) r.actor.send({ type: 'docker.changed' });
+      for (const name of this.runners.keys()) this.reconcileSoon(name);
     }
-    if (connected) this.opts.log.info('connected to Docker');
-    else this.opts.log.warn({ err: error }, 'lost the connection to Docker; apps keep running, berth waits for it');
-    // Back: events may have been missed while away. Gone: an app backing off from the daemon's
-    // last errors as it shut down should say DockerUnavailable now, not at its next retry.
-    // Either way every app looks again at once.
-    for (const r of this.runners.values()) r.actor.send({ type: 'docker.changed' });
-    for (const name of this.runners.keys()) this.reconcileSoon(name);
     this.opts.onDockerChange?.(connected);
   }
 

@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { BerthProcess, berthCli, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs } from '../helpers/berth-process.js';
 import { IMAGES, cleanupInstance, docker, testInstance } from '../helpers/docker.js';
 import { createTestRepo, git, type TestRepo } from '../helpers/git.js';
+import { hmacHex, pushBody, signedHeaders as signed, type Forge } from '../helpers/forge-push.js';
 import { expectValidStatusFile } from '../helpers/status-schema.js';
 import type { AppStatusFile, Condition, GitRepositoryStatusFile, OperatorStatusFile } from '../../src/api/types.generated.js';
 
@@ -148,30 +149,8 @@ async function served(env: Env, app: string): Promise<string> {
 const waitServing = (env: Env, app: string, body: string, timeoutMs: number) =>
   waitFor(`${app} serving ${body}`, async () => (await served(env, app)) === body, timeoutMs, 50);
 
-type Forge = 'github' | 'gitea' | 'gitlab';
-
-/** A push event body as the forge sends it. */
-function pushBody(forge: Forge, repo: TestRepo, branch: string, after: string, pad = 0): Buffer {
-  const repository = forge === 'gitlab'
-    ? { project: { git_http_url: repo.url, web_url: repo.url }, object_kind: 'push' }
-    : { repository: { clone_url: repo.url, html_url: repo.url, full_name: 'test/repo' } };
-  return Buffer.from(JSON.stringify({ ref: `refs/heads/${branch}`, before: '0'.repeat(40), after, ...repository, ...(pad ? { padding: 'x'.repeat(pad) } : {}) }));
-}
-
-const hmac = (body: Buffer, key = SECRET) => createHmac('sha256', key).update(body).digest('hex');
-
-/** The headers a forge sends with `body`, correctly signed. */
-function signedHeaders(forge: Forge, body: Buffer, delivery: string = randomUUID()): Record<string, string> {
-  const base = { 'content-type': 'application/json' };
-  switch (forge) {
-    case 'github':
-      return { ...base, 'x-github-event': 'push', 'x-github-delivery': delivery, 'x-hub-signature-256': `sha256=${hmac(body)}` };
-    case 'gitea':
-      return { ...base, 'x-gitea-event': 'push', 'x-gitea-delivery': delivery, 'x-gitea-signature': hmac(body) };
-    case 'gitlab':
-      return { ...base, 'x-gitlab-event': 'Push Hook', 'x-gitlab-event-uuid': delivery, 'x-gitlab-token': SECRET };
-  }
-}
+const hmac = (body: Buffer, key = SECRET) => hmacHex(body, key);
+const signedHeaders = (forge: Forge, body: Buffer, delivery?: string) => signed(forge, body, SECRET, delivery);
 
 async function webhook(env: Env, headers: Record<string, string>, body: Buffer): Promise<{ status: number; json: { outcome?: string; reason?: string } }> {
   const r = await call(env, { host: 'forge.example', path: '/_berth/webhook', method: 'POST', headers: { ...headers, 'content-length': String(body.length) }, body });

@@ -11,6 +11,7 @@ import { sleep, waitFor } from '../helpers/berth-process.js';
 import { FaultEnv } from '../helpers/fault-env.js';
 import { checkInvariants } from '../helpers/invariants.js';
 import { createTestRepo, git, type TestRepo } from '../helpers/git.js';
+import { hmacHex, pushBody, signedHeaders, type Forge } from '../helpers/forge-push.js';
 
 const SECRET = `whsec-${randomBytes(12).toString('hex')}`;
 const ADMIN_TOKEN = `admtok-${randomBytes(12).toString('hex')}`;
@@ -39,23 +40,8 @@ function site(body: string, slowSeconds = 0): Record<string, string | { copy: st
 
 const builtSpec = (name: string, repo: TestRepo) => `build:\n  git: {url: "${repo.url}", branch: main}\nroutes: [{host: ${name}.test}]\nresources: {memory: 32m}`;
 
-type Forge = 'github' | 'gitea' | 'gitlab';
-
-function pushBody(forge: Forge, repo: TestRepo, branch: string, after: string, pad = 0): Buffer {
-  const repository = forge === 'gitlab'
-    ? { project: { git_http_url: repo.url, web_url: repo.url }, object_kind: 'push' }
-    : { repository: { clone_url: repo.url, html_url: repo.url, full_name: 'test/repo' } };
-  return Buffer.from(JSON.stringify({ ref: `refs/heads/${branch}`, before: '0'.repeat(40), after, ...repository, ...(pad ? { padding: 'x'.repeat(pad) } : {}) }));
-}
-
-const hmac = (body: Buffer, key = SECRET) => createHmac('sha256', key).update(body).digest('hex');
-
-function signed(forge: Forge, body: Buffer, delivery: string = randomUUID()): Record<string, string> {
-  const base = { 'content-type': 'application/json' };
-  if (forge === 'github') return { ...base, 'x-github-event': 'push', 'x-github-delivery': delivery, 'x-hub-signature-256': `sha256=${hmac(body)}` };
-  if (forge === 'gitea') return { ...base, 'x-gitea-event': 'push', 'x-gitea-delivery': delivery, 'x-gitea-signature': hmac(body) };
-  return { ...base, 'x-gitlab-event': 'Push Hook', 'x-gitlab-event-uuid': delivery, 'x-gitlab-token': SECRET };
-}
+const hmac = (body: Buffer, key = SECRET) => hmacHex(body, key);
+const signed = (forge: Forge, body: Buffer, delivery?: string) => signedHeaders(forge, body, SECRET, delivery);
 
 async function webhook(env: FaultEnv, headers: Record<string, string>, body: Buffer): Promise<{ status: number; outcome?: string; reason?: string }> {
   const r = await env.call('forge.example', '/_berth/webhook', { method: 'POST', headers: { ...headers, 'content-length': String(body.length) }, body });

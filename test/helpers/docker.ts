@@ -82,6 +82,24 @@ export async function buildStandardImages(): Promise<void> {
 }
 
 /** Removes containers, networks and volumes of one berth instance (by its label only). */
+/**
+ * Instances a test run left behind when it was killed before its afterAll (an interrupted
+ * vitest): berth's containers built from test images (labelled dev.berth.test) created more
+ * than `maxAgeMs` ago — no test lasts that long — are removed with everything of their instance.
+ */
+export async function removeStaleTestInstances(maxAgeMs = 60 * 60 * 1000): Promise<string[]> {
+  const lines = (await docker('ps', '-a', '--filter', 'label=dev.berth.test=1', '--filter', 'label=dev.berth.managed-by=berth',
+    '--format', '{{.Label "dev.berth.instance"}} {{.CreatedAt}}')).split('\n').filter(Boolean);
+  const stale = new Set<string>();
+  for (const line of lines) {
+    const [instance, day, time, zone] = line.split(' ');
+    // CreatedAt reads "2026-11-22 07:49:22 +0000 UTC".
+    if (instance && Date.now() - Date.parse(`${day}T${time}${zone?.replace(/(\d\d)(\d\d)$/, '$1:$2')}`) > maxAgeMs) stale.add(instance);
+  }
+  for (const instance of stale) await cleanupInstance(instance);
+  return [...stale];
+}
+
 export async function cleanupInstance(instance: string): Promise<void> {
   const filter = `label=dev.berth.instance=${instance}`;
   const containers = (await docker('ps', '-aq', '--filter', filter)).split('\n').filter(Boolean);
