@@ -14,7 +14,6 @@
 // Prints a table (median over rounds) and writes bench/results/proxy.json.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { openSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -22,9 +21,8 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import Docker from 'dockerode';
-import { parse } from 'yaml';
 import { nodeAppImage, NODE_APP_PORT } from '../test/helpers/node-image.mjs';
+import { cleanup, readYaml, sleep, startBerth } from './lib.mjs';
 
 const self = fileURLToPath(import.meta.url);
 const root = dirname(dirname(self));
@@ -208,12 +206,11 @@ async function wakeOverhead(berth, port, n) {
   return { n, coldTtfbMs: median(cold), warmTtfbMs: median(warm), wakerMs: median(wakes), overheadMs: median(overhead) };
 }
 
-/** `berth run` with one app (the node app, cpus: 2) routed at HOST; resolves with its listener, pid and the container's IP. */
-async function startBerthRun(dir, instance) {
+/** `berth run` with one app (the node app, cpus: 2) routed at HOST; resolves with berth, its listener and the container's IP. */
+async function startBerthRun(instance) {
   const image = await nodeAppImage('v1');
-  const dirs = { manifests: join(dir, 'manifests'), status: join(dir, 'status'), state: join(dir, 'state') };
-  await mkdir(dirs.manifests, { recursive: true });
-  await writeFile(join(dirs.manifests, 'bench.yaml'), `apiVersion: berth.dev/v1alpha1
+  const berth = await startBerth({ instance });
+  await writeFile(join(berth.dirs.manifests, 'bench.yaml'), `apiVersion: berth.dev/v1alpha1
 kind: App
 metadata: {name: bench}
 spec:
@@ -223,35 +220,16 @@ spec:
   resources: {cpus: 2, memory: 512m}
   routes: [{host: ${HOST}}]
 `);
-  const out = openSync(join(dir, 'berth.log'), 'a');
-  const child = spawn(process.execPath, [
-    join(root, 'bin/berth.js'), 'run', '--manifests', dirs.manifests, '--status', dirs.status, '--state', dirs.state,
-    '--admin', '127.0.0.1:0', '--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--instance', instance,
-  ], { stdio: ['ignore', out, out] });
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`berth run exited: ${await readFile(join(dir, 'berth.log'), 'utf8')}`);
     if (Date.now() > deadline) throw new Error('berth run: the app did not become Ready in 60 s');
-    try {
-      const app = parse(await readFile(join(dirs.status, 'apps', 'bench.yaml'), 'utf8'));
-      const op = parse(await readFile(join(dirs.status, 'operator.yaml'), 'utf8'));
-      const ip = app?.status?.containers?.[0]?.ip;
-      if (op?.status?.pid === child.pid && app?.status?.phase === 'Ready' && ip) {
-        const [host, port] = op.status.listeners.http.split(':');
-        return { child, host, port: Number(port), ip, image };
-      }
-    } catch {
-      // not written yet
+    const ip = (await readYaml(join(berth.dirs.status, 'apps', 'bench.yaml')))?.status;
+    if (ip?.phase === 'Ready' && ip.containers?.[0]?.ip) {
+      const [host, port] = berth.http.split(':');
+      return { berth, host, port: Number(port), ip: ip.containers[0].ip, image };
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
-}
-
-async function removeInstance(instance) {
-  const docker = new Docker();
-  const label = { label: [`dev.berth.instance=${instance}`] };
-  for (const c of await docker.listContainers({ all: true, filters: label })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-  for (const n of await docker.listNetworks({ filters: label })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
 }
 
 async function main() {
@@ -260,13 +238,13 @@ async function main() {
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-proxy-'));
   const instance = `bp${randomBytes(4).toString('hex')}`;
   const children = [];
+  let run;
   const stop = () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   };
   process.on('exit', stop);
   try {
-    const run = await startBerthRun(dir, instance);
-    children.push(run.child);
+    run = await startBerthRun(instance);
     const up = { host: run.ip, port: NODE_APP_PORT };
     const [libPort, hp3Port, nginxPort, caddyPort] = await Promise.all([1, 2, 3, 4].map(() => freePort()));
     const lib = await spawnRole(['berth', String(libPort), up.host, String(up.port)]);
@@ -276,7 +254,7 @@ async function main() {
     const local = (port) => ({ host: '127.0.0.1', port });
     const targets = [
       { name: 'direct', ...up, pid: undefined },
-      { name: 'berth run', ...local(run.port), pid: run.child.pid },
+      { name: 'berth run', ...local(run.port), pid: run.berth.pid },
       { name: 'berth (lib)', ...local(libPort), pid: lib.pid },
       { name: 'http-proxy-3', ...local(hp3Port), pid: hp3.pid },
     ];
@@ -352,7 +330,8 @@ async function main() {
   } finally {
     stop();
     await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
-    await removeInstance(instance);
+    await run?.berth.stop();
+    await cleanup(instance);
     await rm(dir, { recursive: true, force: true });
   }
 }

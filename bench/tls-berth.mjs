@@ -10,19 +10,17 @@
 //   npm run build && node bench/tls-berth.mjs [n]        (n = 200 by default)
 //
 // Prints a table and writes bench/results/tls-berth.json.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { openSync } from 'node:fs';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { cpus, tmpdir } from 'node:os';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import Docker from 'dockerode';
-import { parse } from 'yaml';
 import { nodeAppImage, NODE_APP_PORT } from '../test/helpers/node-image.mjs';
+import { cleanup, readYaml, sleep, startBerth } from './lib.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const n = Number(process.argv[2] ?? 200);
@@ -42,48 +40,27 @@ spec:
   tls: ${tls}
 `;
 
-async function readYaml(path) {
-  try {
-    return parse(await readFile(path, 'utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
 /** `berth run` with both apps; resolves once both are Ready, the certificate too, and HTTPS is listening. */
-async function startBerthRun(dir, instance) {
+async function startBerthRun(instance) {
   const image = await nodeAppImage('v1');
-  const dirs = { manifests: join(dir, 'manifests'), status: join(dir, 'status'), state: join(dir, 'state') };
-  await mkdir(dirs.manifests, { recursive: true });
+  const berth = await startBerth({ instance });
+  const { dirs } = berth;
   await writeFile(join(dirs.manifests, 'secure.yaml'), app('secure', image, SECURE, 'local'));
   await writeFile(join(dirs.manifests, 'plain.yaml'), app('plain', image, PLAIN, 'none'));
-  const out = openSync(join(dir, 'berth.log'), 'a');
-  const child = spawn(process.execPath, [
-    join(root, 'bin/berth.js'), 'run', '--manifests', dirs.manifests, '--status', dirs.status, '--state', dirs.state,
-    '--admin', '127.0.0.1:0', '--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--instance', instance,
-  ], { stdio: ['ignore', out, out] });
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`berth run exited: ${await readFile(join(dir, 'berth.log'), 'utf8')}`);
     if (Date.now() > deadline) throw new Error('berth run: the apps did not become Ready in 60 s');
     const op = await readYaml(join(dirs.status, 'operator.yaml'));
     const secure = await readYaml(join(dirs.status, 'apps', 'secure.yaml'));
     const plain = await readYaml(join(dirs.status, 'apps', 'plain.yaml'));
     const certReady = secure?.status?.conditions?.some((c) => c.type === 'CertificateReady' && c.status === 'True');
-    if (op?.status?.pid === child.pid && op.status.listeners?.https && secure?.status?.phase === 'Ready' && plain?.status?.phase === 'Ready' && certReady) {
+    if (op?.status?.listeners?.https && secure?.status?.phase === 'Ready' && plain?.status?.phase === 'Ready' && certReady) {
       const port = (l) => Number(l.split(':').pop());
       const ca = execFileSync(process.execPath, [join(root, 'bin/berth.js'), 'ca', 'export', '--state', dirs.state], { encoding: 'utf8' });
-      return { child, httpPort: port(op.status.listeners.http), httpsPort: port(op.status.listeners.https), ca, image };
+      return { berth, httpPort: port(op.status.listeners.http), httpsPort: port(op.status.listeners.https), ca, image };
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
-}
-
-async function removeInstance(instance) {
-  const docker = new Docker();
-  const label = { label: [`dev.berth.instance=${instance}`] };
-  for (const c of await docker.listContainers({ all: true, filters: label })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-  for (const net of await docker.listNetworks({ filters: label })) await docker.getNetwork(net.Id).remove().catch(() => undefined);
 }
 
 /** One GET / on a new connection: ms to connect (TCP), to the TLS handshake (https) and to the first body byte. */
@@ -117,11 +94,10 @@ const pct = (xs, p) => {
 const summary = (xs) => ({ p50: +pct(xs, 50).toFixed(3), p95: +pct(xs, 95).toFixed(3), mean: +(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(3) });
 
 async function main() {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-bench-tls-'));
   const instance = `bt${randomBytes(4).toString('hex')}`;
   let run;
   try {
-    run = await startBerthRun(dir, instance);
+    run = await startBerthRun(instance);
     for (let i = 0; i < warmup; i++) await Promise.all([once(run, true), once(run, false)]);
     const s = { https_first_byte: [], https_handshake: [], http_first_byte: [] };
     for (let i = 0; i < n; i++) {
@@ -147,12 +123,8 @@ async function main() {
     await mkdir(join(root, 'bench', 'results'), { recursive: true });
     await writeFile(join(root, 'bench', 'results', 'tls-berth.json'), `${JSON.stringify(result, null, 2)}\n`);
   } finally {
-    if (run) {
-      run.child.kill('SIGTERM');
-      await new Promise((r) => (run.child.exitCode !== null ? r() : run.child.once('exit', r)));
-    }
-    await removeInstance(instance);
-    await rm(dir, { recursive: true, force: true });
+    await run?.berth.stop();
+    await cleanup(instance);
   }
 }
 

@@ -10,6 +10,7 @@ import { berthCli, waitFor } from '../../test/helpers/berth-process.js';
 import {
   EXAMPLES, STAND_INS, closeExampleEnv, condition, appStatus, exampleEnv, fileArgs, httpRequest, httpsRequest, standIn, startBerth,
   type ExampleEnv,
+  started,
 } from '../../test/helpers/example-env.js';
 
 const { marker } = STAND_INS.nginx;
@@ -23,10 +24,7 @@ beforeAll(async () => {
 
 afterAll(() => closeExampleEnv(env), 60_000);
 
-function must(): ExampleEnv {
-  if (!env?.berth) throw new Error('berth did not start');
-  return env;
-}
+const must = () => started(env);
 
 /** The leaf certificate served for SNI `host` (unverified), or the handshake error. */
 function peerCertificate(port: number, host: string): Promise<X509Certificate | Error> {

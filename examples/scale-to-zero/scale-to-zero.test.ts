@@ -6,6 +6,7 @@ import { docker } from '../../test/helpers/docker.js';
 import {
   STAND_INS, apply, appStatus, closeExampleEnv, condition, containerStates, editedManifest, exampleEnv, fileArgs, httpRequest, standIn, startBerth, waitPhase,
   type ExampleEnv,
+  started,
 } from '../../test/helpers/example-env.js';
 import type { AppStatusFile } from '../../src/api/types.generated.js';
 
@@ -20,10 +21,7 @@ beforeAll(async () => {
 
 afterAll(() => closeExampleEnv(env), 60_000);
 
-function must(): ExampleEnv {
-  if (!env?.berth) throw new Error('berth did not start');
-  return env;
-}
+const must = () => started(env);
 
 /** Docker events of one kind for the app's containers between two times (seconds). */
 async function containerEvents(e: ExampleEnv, event: string, since: number, until: number): Promise<string[]> {

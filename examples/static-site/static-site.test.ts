@@ -8,6 +8,7 @@ import { docker } from '../../test/helpers/docker.js';
 import {
   EXAMPLES, STAND_INS, appStatus, closeExampleEnv, condition, containerStates, exampleEnv, fileArgs, httpRequest, served, standIn, startBerth, waitPhase,
   type ExampleEnv,
+  started,
 } from '../../test/helpers/example-env.js';
 
 const MANIFEST = join(EXAMPLES, 'static-site', 'app.yaml');
@@ -22,10 +23,7 @@ beforeAll(async () => {
 
 afterAll(() => closeExampleEnv(env), 60_000);
 
-function must(): ExampleEnv {
-  if (!env?.berth) throw new Error('berth did not start');
-  return env;
-}
+const must = () => started(env);
 
 describe('examples/static-site', () => {
   it('serves nginx at site.lan over plain HTTP, as the README shows', async () => {

@@ -2,7 +2,6 @@
 // label, folders and ephemeral ports) fed with the example's own manifests, stand-ins for the
 // images the examples would pull (built offline, and only when the engine lacks the real one),
 // and small HTTP/HTTPS clients that talk to berth's proxy with a Host header or SNI.
-import { createHmac, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -13,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { BerthProcess, berthCli, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs, type CliResult } from './berth-process.js';
 import { TEST_LABEL, buildBusyboxImage, cleanupInstance, docker, requireDocker, testInstance } from './docker.js';
+import { pushBody, signedHeaders } from './forge-push.js';
 import type { AppStatusFile, Condition, GitRepositoryStatusFile } from '../../src/api/types.generated.js';
 
 /** The examples/ folder of this repository. */
@@ -236,22 +236,12 @@ export async function served(env: ExampleEnv, host: string): Promise<string> {
 
 /** A GitHub push event for `cloneUrl`'s `branch`, signed with `secret` (X-Hub-Signature-256), as GitHub sends it. */
 export function githubPush(secret: string, cloneUrl: string, branch: string, after: string): { headers: Record<string, string>; body: Buffer } {
-  const body = Buffer.from(JSON.stringify({
-    ref: `refs/heads/${branch}`,
-    before: '0'.repeat(40),
-    after,
-    repository: { clone_url: cloneUrl, html_url: cloneUrl, full_name: 'you/example' },
-    pusher: { name: 'you' },
-  }));
-  const signature = createHmac('sha256', secret).update(body).digest('hex');
-  return {
-    body,
-    headers: {
-      'content-type': 'application/json',
-      'content-length': String(body.length),
-      'x-github-event': 'push',
-      'x-github-delivery': randomUUID(),
-      'x-hub-signature-256': `sha256=${signature}`,
-    },
-  };
+  const body = pushBody('github', { url: cloneUrl }, branch, after);
+  return { body, headers: { ...signedHeaders('github', body, secret), 'content-length': String(body.length) } };
+}
+
+/** The env of a berth that started (beforeAll): a test after a failed start fails with this. */
+export function started(env: ExampleEnv | undefined): ExampleEnv {
+  if (!env?.berth) throw new Error('berth did not start');
+  return env;
 }

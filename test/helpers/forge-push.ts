@@ -1,12 +1,11 @@
 // Push events as GitHub, Gitea and GitLab send them, signed with the webhook secret: shared by
 // the builds end-to-end test and the webhook attack matrix of the fault suite.
 import { createHmac, randomUUID } from 'node:crypto';
-import type { TestRepo } from './git.js';
 
 export type Forge = 'github' | 'gitea' | 'gitlab';
 
 /** A push event body as the forge sends it (`pad` bytes of padding make it big). */
-export function pushBody(forge: Forge, repo: TestRepo, branch: string, after: string, pad = 0): Buffer {
+export function pushBody(forge: Forge, repo: { url: string }, branch: string, after: string, pad = 0): Buffer {
   const repository = forge === 'gitlab'
     ? { project: { git_http_url: repo.url, web_url: repo.url }, object_kind: 'push' }
     : { repository: { clone_url: repo.url, html_url: repo.url, full_name: 'test/repo' } };
