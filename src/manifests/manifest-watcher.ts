@@ -140,7 +140,8 @@ export class ManifestWatcher {
     const paths = [...this.dirty];
     this.dirty.clear();
     let changed = false;
-    let unsettled = false;
+    // When to look again at paths that are not settled yet (the soonest wins).
+    let lookAgainIn = Infinity;
     for (const path of paths) {
       const rel = relative(this.opts.dir, path);
       let st;
@@ -153,10 +154,12 @@ export class ManifestWatcher {
         if (!initial && this.loads.has(rel)) {
           const since = this.missingSince.get(rel) ?? performance.now();
           this.missingSince.set(rel, since);
-          if (performance.now() - since < this.deleteGraceMs) {
-            // Maybe an editor's delete-then-recreate: look again shortly.
+          const left = this.deleteGraceMs - (performance.now() - since);
+          if (left > 0) {
+            // Maybe an editor's delete-then-recreate: the recreate is an event of its own, so one
+            // more look when the grace ends is enough.
             this.dirty.add(path);
-            unsettled = true;
+            lookAgainIn = Math.min(lookAgainIn, left);
             continue;
           }
         }
@@ -169,7 +172,7 @@ export class ManifestWatcher {
       if (!initial && Date.now() - st.mtimeMs < this.settleMs) {
         // Still being written: look again shortly rather than act on a torn file.
         this.dirty.add(path);
-        unsettled = true;
+        lookAgainIn = Math.min(lookAgainIn, this.settleMs);
         continue;
       }
       const load = await this.read(path, rel, st.size);
@@ -178,7 +181,7 @@ export class ManifestWatcher {
         changed = true;
       }
     }
-    if (unsettled) this.schedule(Math.max(this.settleMs, 50));
+    if (lookAgainIn !== Infinity) this.schedule(lookAgainIn);
     if (changed || initial) this.opts.onChange(this.loads, initial);
   }
 
