@@ -22,8 +22,8 @@ import { readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parse } from 'yaml';
 import Docker from 'dockerode';
-import { BERTH_BIN, BerthProcess, berthCli, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs, type CliResult } from '../helpers/berth-process.js';
-import { IMAGES, cleanupInstance, docker, testInstance } from '../helpers/docker.js';
+import { writeAppManifest, appYaml, BERTH_BIN, BerthProcess, berthCli, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs, type CliResult } from '../helpers/berth-process.js';
+import { IMAGES, cleanupInstance, docker, testInstance, containerEvents, nowSeconds } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git.js';
 import { loadStandardImages, startPrivateDockerd, type PrivateDockerd } from '../helpers/private-dockerd.js';
 import { expectValidStatusFile } from '../helpers/status-schema.js';
@@ -80,16 +80,7 @@ async function startBerth(env: Env, opts: { args?: string[]; env?: NodeJS.Proces
   return env.berth;
 }
 
-function appYaml(name: string, spec: string): string {
-  return `apiVersion: berth.dev/v1alpha1\nkind: App\nmetadata: {name: ${name}}\nspec:\n${spec.trim().split('\n').map((l) => `  ${l}`).join('\n')}\n`;
-}
-
-/** The App manifest, written atomically (temp + rename) as an editor or `berth apply` would. */
-async function writeApp(env: Env, name: string, spec: string): Promise<void> {
-  const tmp = join(env.dirs.manifests, `.${name}.${randomBytes(3).toString('hex')}.tmp`);
-  await writeFile(tmp, appYaml(name, spec));
-  await rename(tmp, join(env.dirs.manifests, `${name}.yaml`));
-}
+const writeApp = (env: Env, name: string, spec: string) => writeAppManifest(env.dirs.manifests, name, spec);
 
 const statusOf = (env: Env, app: string) => readYaml<AppStatusFile>(join(env.dirs.status, 'apps', `${app}.yaml`));
 const operatorOf = (env: Env) => readYaml<OperatorStatusFile>(join(env.dirs.status, 'operator.yaml'));
@@ -116,24 +107,8 @@ async function appContainers(env: Env, app?: string, on: Docker = engine): Promi
   return list.map((c) => ({ id: c.Id, name: (c.Names[0] ?? '').replace(/^\//, ''), state: c.State }));
 }
 
-const nowSeconds = () => Date.now() / 1000;
 const MUTATING = new Set(['create', 'start', 'stop', 'kill', 'destroy', 'die', 'restart', 'pause', 'unpause', 'update', 'rename']);
 
-/** Container events of the instance between two times (Unix seconds). */
-async function containerEvents(env: Env, since: number, until: number, app?: string): Promise<{ action: string; name: string; time: number }[]> {
-  const wait = until - nowSeconds();
-  if (wait > 0) await sleep(wait * 1000 + 50);
-  const out = await docker(
-    'events', '--since', since.toFixed(3), '--until', until.toFixed(3),
-    '--filter', `label=dev.berth.instance=${env.instance}`, '--filter', 'type=container',
-    ...(app ? ['--filter', `label=dev.berth.app=${app}`] : []),
-    '--format', '{{.Action}} {{.TimeNano}} {{index .Actor.Attributes "name"}}',
-  );
-  return out.split('\n').filter(Boolean).map((l) => {
-    const [action = '', nano = '0', name = ''] = l.split(' ');
-    return { action: action.replace(/:$/, ''), name, time: Number(BigInt(nano) / 1_000_000n) };
-  });
-}
 
 /** Every regular file under `dir` (recursively); none when it does not exist. */
 async function walk(dir: string): Promise<string[]> {

@@ -8,10 +8,9 @@
 import { describe, it, beforeAll, afterAll, expect } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
-import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { BerthProcess, berthCli, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs } from '../helpers/berth-process.js';
+import { writeAppManifest, BerthProcess, berthCli, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs } from '../helpers/berth-process.js';
 import { IMAGES, buildBusyboxImage, cleanupInstance, docker, testInstance } from '../helpers/docker.js';
 import { nodeAppImage } from '../helpers/node-image.mjs';
 import { expectValidStatusFile } from '../helpers/status-schema.js';
@@ -50,13 +49,7 @@ afterAll(async () => {
   }));
 });
 
-/** The App manifest, written atomically (temp + rename). */
-async function writeApp(env: Env, name: string, spec: string): Promise<void> {
-  const body = `apiVersion: berth.dev/v1alpha1\nkind: App\nmetadata: {name: ${name}}\nspec:\n${spec.trim().split('\n').map((l) => `  ${l}`).join('\n')}\n`;
-  const tmp = join(env.dirs.manifests, `.${name}.tmp`);
-  await writeFile(tmp, body);
-  await rename(tmp, join(env.dirs.manifests, `${name}.yaml`));
-}
+const writeApp = (env: Env, name: string, spec: string) => writeAppManifest(env.dirs.manifests, name, spec);
 
 const statusOf = (env: Env, app: string) => readYaml<AppStatusFile>(join(env.dirs.status, 'apps', `${app}.yaml`));
 

@@ -4,11 +4,11 @@
 // test (time and memory) run alone. Only objects carrying a test's instance label (or a
 // test label it set itself) are ever touched.
 import { describe, it, afterAll } from 'vitest';
-import { mkdir, readFile, rename, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { BerthProcess, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs } from '../helpers/berth-process.js';
-import { IMAGES, TEST_LABEL, cleanupInstance, docker, testInstance } from '../helpers/docker.js';
+import { writeAppManifest, BerthProcess, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs } from '../helpers/berth-process.js';
+import { IMAGES, TEST_LABEL, cleanupInstance, docker, testInstance, containerEvents, nowSeconds } from '../helpers/docker.js';
 import { expectValidStatusFile } from '../helpers/status-schema.js';
 import type { AppStatusFile, Condition } from '../../src/api/types.generated.js';
 
@@ -45,13 +45,7 @@ async function startBerth(env: Env): Promise<BerthProcess> {
   return env.berth;
 }
 
-/** The App manifest, written atomically (temp + rename) as an editor or `berth apply` would. */
-async function writeApp(env: Env, name: string, spec: string): Promise<void> {
-  const body = `apiVersion: berth.dev/v1alpha1\nkind: App\nmetadata: {name: ${name}}\nspec:\n${spec.trim().split('\n').map((l) => `  ${l}`).join('\n')}\n`;
-  const tmp = join(env.dirs.manifests, `.${name}.tmp`);
-  await writeFile(tmp, body);
-  await rename(tmp, join(env.dirs.manifests, `${name}.yaml`));
-}
+const writeApp = (env: Env, name: string, spec: string) => writeAppManifest(env.dirs.manifests, name, spec);
 
 const statusOf = (env: Env, app: string) => readYaml<AppStatusFile>(join(env.dirs.status, 'apps', `${app}.yaml`));
 const condition = (s: AppStatusFile | undefined, type: string): Condition | undefined => s?.status.conditions.find((c) => c.type === type);
@@ -95,23 +89,7 @@ async function httpGet(url: string, timeoutMs = 1000): Promise<string | undefine
   }
 }
 
-const nowSeconds = () => Date.now() / 1000;
 
-/** Container events of the instance between two times (Unix seconds), e.g. "create web-…". */
-async function containerEvents(env: Env, since: number, until: number, app?: string): Promise<{ action: string; name: string; time: number }[]> {
-  const wait = until - nowSeconds();
-  if (wait > 0) await sleep(wait * 1000 + 50);
-  const out = await docker(
-    'events', '--since', since.toFixed(3), '--until', until.toFixed(3),
-    '--filter', `label=dev.berth.instance=${env.instance}`, '--filter', 'type=container',
-    ...(app ? ['--filter', `label=dev.berth.app=${app}`] : []),
-    '--format', '{{.Action}} {{.TimeNano}} {{index .Actor.Attributes "name"}}',
-  );
-  return out.split('\n').filter(Boolean).map((l) => {
-    const [action = '', nano = '0', name = ''] = l.split(' ');
-    return { action, name, time: Number(BigInt(nano) / 1_000_000n) };
-  });
-}
 
 async function rssMiB(pid: number): Promise<number> {
   return Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;

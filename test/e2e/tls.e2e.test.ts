@@ -11,14 +11,14 @@ import { X509Certificate } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
-import { BerthProcess, berthCli, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs } from '../helpers/berth-process.js';
+import { writeAppManifest, BerthProcess, berthCli, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs } from '../helpers/berth-process.js';
 import { IMAGES, cleanupInstance, testInstance } from '../helpers/docker.js';
 import { NODE_APP_PORT, nodeAppImage } from '../helpers/node-image.mjs';
 import { freePorts, startPebble, type Pebble } from '../helpers/pebble.js';
@@ -77,13 +77,7 @@ async function startBerth(env: Env): Promise<BerthProcess> {
   return env.berth;
 }
 
-/** The App manifest, written atomically (temp + rename) as an editor or `berth apply` would. */
-async function writeApp(env: Env, name: string, spec: string): Promise<void> {
-  const body = `apiVersion: berth.dev/v1alpha1\nkind: App\nmetadata: {name: ${name}}\nspec:\n${spec.trim().split('\n').map((l) => `  ${l}`).join('\n')}\n`;
-  const tmp = join(env.dirs.manifests, `.${name}.tmp`);
-  await writeFile(tmp, body);
-  await rename(tmp, join(env.dirs.manifests, `${name}.yaml`));
-}
+const writeApp = (env: Env, name: string, spec: string) => writeAppManifest(env.dirs.manifests, name, spec);
 
 const statusOf = (env: Env, app: string) => readYaml<AppStatusFile>(join(env.dirs.status, 'apps', `${app}.yaml`));
 const condition = (s: AppStatusFile | undefined, type: string): Condition | undefined => s?.status.conditions.find((c) => c.type === type);

@@ -9,7 +9,8 @@ import { open, readFile, readdir, rename, unlink, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { sleep, waitFor } from '../helpers/berth-process.js';
 import { IMAGES } from '../helpers/docker.js';
-import { FaultEnv, appYaml, condition } from '../helpers/fault-env.js';
+import { FaultEnv, condition } from '../helpers/fault-env.js';
+import { appYaml } from '../helpers/berth-process.js';
 import { checkInvariants, summary } from '../helpers/invariants.js';
 
 const HOSTILE = new URL('../fixtures/hostile/', import.meta.url).pathname;

@@ -17,10 +17,6 @@ import { MemoryRuntime } from './memory-runtime.js';
 export const CONFIG: PlanConfig = { instance: 'mt', network: 'mt', allowHostPath: [] };
 const EPOCH = Date.parse('2026-01-01T00:00:00Z');
 
-export function appYaml(name: string, spec: string): string {
-  return `apiVersion: berth.dev/v1alpha1\nkind: App\nmetadata: {name: ${name}}\nspec:\n${spec.replace(/^/gm, '  ')}\n`;
-}
-
 export function desiredFrom(yaml: string, generation = 1): AppDesired {
   const load = loadManifestText('t.yaml', yaml);
   if (load.problems.length) throw new Error(load.problems.map((p) => p.message).join('\n'));

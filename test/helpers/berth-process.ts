@@ -1,7 +1,8 @@
 // Runs the BUILT berth CLI (dist/, built by `npm test`) as a child process with its own
 // folders and ephemeral ports, the way a user runs it.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -147,3 +148,15 @@ export async function removeDirs(dirs: BerthDirs): Promise<void> {
 }
 
 export { run as execFileAsync };
+
+/** An App manifest with `spec` (YAML lines, indented here). */
+export function appYaml(name: string, spec: string): string {
+  return `apiVersion: berth.dev/v1alpha1\nkind: App\nmetadata: {name: ${name}}\nspec:\n${spec.trim().split('\n').map((l) => `  ${l}`).join('\n')}\n`;
+}
+
+/** Writes `<name>.yaml` into a manifests folder atomically (temp + rename), as an editor or `berth apply` would. */
+export async function writeAppManifest(manifests: string, name: string, spec: string): Promise<void> {
+  const tmp = join(manifests, `.${name}.${randomBytes(3).toString('hex')}.tmp`);
+  await writeFile(tmp, appYaml(name, spec));
+  await rename(tmp, join(manifests, `${name}.yaml`));
+}

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const run = promisify(execFile);
 
@@ -110,4 +111,26 @@ export async function cleanupInstance(instance: string): Promise<void> {
   for (const n of networks) await docker('network', 'rm', n).catch(() => undefined);
   const images = (await docker('images', '-q', '--filter', filter)).split('\n').filter(Boolean);
   if (images.length) await docker('rmi', '-f', ...new Set(images)).catch(() => undefined);
+}
+
+export const nowSeconds = () => Date.now() / 1000;
+
+/**
+ * Container events of a test instance between two times (Unix seconds), e.g. "create web-…",
+ * waiting first until `until` has passed so none is missed.
+ */
+export async function containerEvents(env: { instance: string }, since: number, until: number, app?: string): Promise<{ action: string; name: string; time: number }[]> {
+  const wait = until - nowSeconds();
+  if (wait > 0) await sleep(wait * 1000 + 50);
+  const out = await docker(
+    'events', '--since', since.toFixed(3), '--until', until.toFixed(3),
+    '--filter', `label=dev.berth.instance=${env.instance}`, '--filter', 'type=container',
+    ...(app ? ['--filter', `label=dev.berth.app=${app}`] : []),
+    '--format', '{{.Action}} {{.TimeNano}} {{index .Actor.Attributes "name"}}',
+  );
+  return out.split('\n').filter(Boolean).map((l) => {
+    const [action = '', nano = '0', name = ''] = l.split(' ');
+    // exec actions read "exec_start: sh -c …".
+    return { action: action.replace(/:$/, ''), name, time: Number(BigInt(nano) / 1_000_000n) };
+  });
 }

@@ -12,7 +12,7 @@ import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import { BerthProcess, berthCli, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs, type CliResult } from './berth-process.js';
+import { BerthProcess, appYaml, berthCli, makeDirs, readYaml, removeDirs, sleep, waitFor, type BerthDirs, type CliResult } from './berth-process.js';
 import { IMAGES, testInstance } from './docker.js';
 import { freePorts } from './pebble.js';
 import type { AppStatusFile, Condition, OperatorStatusFile } from '../../src/api/types.generated.js';
@@ -364,8 +364,5 @@ export class FaultEnv {
   }
 }
 
-export function appYaml(name: string, spec: string): string {
-  return `apiVersion: berth.dev/v1alpha1\nkind: App\nmetadata: {name: ${name}}\nspec:\n${spec.trim().split('\n').map((l) => `  ${l}`).join('\n')}\n`;
-}
 
 export const condition = (s: AppStatusFile | undefined, type: string): Condition | undefined => s?.status.conditions.find((c) => c.type === type);

@@ -2,7 +2,8 @@
 import { describe, it, expect, beforeEach } from 'vitest';
 import { BerthError } from '../../controllers/ports/errors.js';
 import { BACKOFF_CAP_MS, HEALTHY_RESET_MS } from '../../controllers/app/app.machine.js';
-import { Harness, appYaml, desiredFrom, CONFIG } from '../helpers/app-harness.js';
+import { Harness, desiredFrom, CONFIG } from '../helpers/app-harness.js';
+import { appYaml } from '../helpers/berth-process.js';
 
 const V1 = 'registry.test/web:1';
 const V2 = 'registry.test/web:2';

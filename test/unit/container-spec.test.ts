@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { containerSpecFor } from '../../controllers/app/container-spec.js';
-import { appYaml, desiredFrom, CONFIG } from '../helpers/app-harness.js';
+import { desiredFrom, CONFIG } from '../helpers/app-harness.js';
+import { appYaml } from '../helpers/berth-process.js';
 
 const spec = (extra = '') => desiredFrom(appYaml('web', `image: nginx:1\n${extra}`));
 
